@@ -1,0 +1,82 @@
+"""The FAT2019 config: audio features and training, one dataclass, saved beside every run."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+from .configbase import field
+
+COMPETITION = "freesound-audio-tagging-2019"
+
+# Curated clips known to be mislabelled (first five) or silent (last), per the competition forum.
+KNOWN_BAD_CLIPS = ["f76181c4.wav", "77b925c2.wav", "6a1f682a.wav", "c7db12aa.wav",
+                   "7752cc8a.wav", "1d44b0bd.wav"]
+
+FEATURE_FIELDS = ("sample_rate", "feature", "n_mels", "n_mfcc", "n_fft", "hop_length", "fmin",
+                  "fmax", "trim_db", "min_seconds")
+
+
+@dataclass
+class FatConfig:
+    # --- audio and features (any change gives a new feature cache key) ---
+    sample_rate: int = field(44100, "rate every clip is resampled to (Hz)")
+    feature: str = field("logmel", "spectrogram kind", ["logmel", "mfcc"])
+    n_mels: int = field(128, "mel bands")
+    n_mfcc: int = field(40, "MFCC coefficients when --feature mfcc")
+    n_fft: int = field(2560, "FFT window (samples)")
+    hop_length: int = field(347, "hop between frames (samples); 347 at 44.1 kHz = 127 frames/s")
+    fmin: float = field(20.0, "lowest mel frequency (Hz)")
+    fmax: float = field(0.0, "highest mel frequency (Hz); 0 means sample_rate / 2")
+    trim_db: float = field(60.0, "leading/trailing parts this many dB below the peak are trimmed; 0 keeps all")
+    min_seconds: float = field(1.0, "shorter clips are padded (repeated) to this length")
+    crop_frames: int = field(128, "frames per training crop and per prediction window")
+    # --- data ---
+    data_dir: str | None = field(None, "competition data folder (default: Kaggle input, ./data, else the demo)")
+    use_noisy: bool = field(False, "also train on train_noisy (never used for validation)")
+    noisy_weight: float = field(0.5, "loss weight of noisy clips relative to curated ones")
+    keep_bad_clips: bool = field(False, "keep the known mislabelled/silent curated clips")
+    n_folds: int = field(5, "cross-validation folds over train_curated")
+    # --- model and training ---
+    model: str = field("cnn", "network", ["cnn", "vgg19"])
+    width: int = field(32, "channels of the first conv block (doubles per block)")
+    blocks: int = field(4, "conv blocks")
+    dropout: float = field(0.3, "dropout before the classifier")
+    epochs: int = field(40, "maximum epochs")
+    steps_per_epoch: int = field(0, "batches per epoch; 0 means one pass over the training clips")
+    batch_size: int = field(32, "clips per batch (global, over all replicas)")
+    lr: float = field(1e-3, "peak learning rate (Adam)")
+    lr_schedule: str = field("cosine", "learning-rate schedule", ["cosine", "constant"])
+    warmup_epochs: int = field(1, "linear warm-up epochs before the schedule")
+    weight_decay: float = field(1e-4, "AdamW weight decay")
+    label_smoothing: float = field(0.0, "binary cross-entropy label smoothing")
+    mixup_alpha: float = field(0.0, "mixup Beta(alpha, alpha); 0 turns mixup off")
+    spec_augment: bool = field(True, "random time and frequency masks on training crops")
+    patience: int = field(10, "stop after this many epochs without a better validation lwlrap")
+    eval_hop: float = field(0.5, "hop between validation/prediction windows, as a fraction of crop_frames")
+    tta: int = field(1, "test-time augmentation: number of shifted window grids averaged")
+    strategy: str = field("default", "tf.distribute strategy", ["default", "mirrored"])
+    seed: int = field(42, "seed for folds, crops and initialisation")
+    workers: int = field(0, "feature-extraction processes; 0 means one per CPU core")
+    work_dir: str = field("work", "root of run outputs: WORK/<dataset>/<model>/fold<K>/")
+    cache_dir: str = field("cache", "root of the feature cache")
+
+    def feature_key(self) -> str:
+        """Short hash of everything that changes a feature array, so stale caches are never reused."""
+        d = {k: getattr(self, k) for k in FEATURE_FIELDS}
+        if d["feature"] != "mfcc":
+            d.pop("n_mfcc")
+        blob = json.dumps(d, sort_keys=True)
+        return f"{self.feature}-{hashlib.sha1(blob.encode()).hexdigest()[:10]}"
+
+    @property
+    def effective_fmax(self) -> float:
+        return self.fmax if self.fmax > 0 else self.sample_rate / 2
+
+    @property
+    def n_features(self) -> int:
+        return self.n_mfcc if self.feature == "mfcc" else self.n_mels
+
+    def replace(self, **changes) -> "FatConfig":
+        return dataclasses.replace(self, **changes)

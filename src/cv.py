@@ -1,0 +1,57 @@
+"""Train one fold (or all) of a model on FAT2019 log-mel features with lwlrap validation.
+
+    python -m src.cv --fold 0                  # the built-in demo data when no data is found
+    python -m src.cv --fold all --data-dir /kaggle/input/freesound-audio-tagging-2019
+    python -m src.cv --fold 2 --resume         # continue an interrupted fold
+
+Outputs: work/<dataset>/<model>/fold<K>/ (see src/training.py). The last line printed is
+'fold K lwlrap 0.xxxx'; with --fold all, the out-of-fold lwlrap over every fold follows.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+import pandas as pd
+
+from . import configbase, data as fat_data
+from .config import FatConfig
+from .errors import KitError, cli
+from .metrics import lwlrap
+from .training import fold_dir, train_fold
+
+
+def oof_lwlrap(cfg: FatConfig, data: fat_data.FatData, folds: list[int]) -> float:
+    oof = pd.concat([pd.read_csv(os.path.join(fold_dir(cfg, data.name, k), "oof.csv")) for k in folds])
+    truth = fat_data.label_matrix(data.curated.set_index("fname").loc[oof["fname"]].reset_index(), data.labels)
+    return lwlrap(truth, oof[data.labels].to_numpy())
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fold", default="0", help="fold index, or 'all' (default: 0)")
+    ap.add_argument("--resume", action="store_true", help="continue from the fold's last finished epoch")
+    configbase.add_config_args(ap, FatConfig)
+    args = ap.parse_args(argv)
+    cfg = configbase.from_args(FatConfig, args)
+    data = fat_data.load(cfg)
+    if args.fold == "all":
+        folds = list(range(cfg.n_folds))
+    else:
+        try:
+            folds = [int(args.fold)]
+        except ValueError:
+            raise KitError(f"--fold {args.fold}: expected a fold number or 'all'") from None
+    results = [train_fold(cfg, data, k, resume=args.resume) for k in folds]
+    for r in results:
+        print(f"fold {r['fold']} lwlrap {r['val_lwlrap']:.4f}")
+    if len(folds) > 1:
+        print(f"oof lwlrap {oof_lwlrap(cfg, data, folds):.4f} over folds {','.join(map(str, folds))} "
+              f"(mean of folds {np.mean([r['val_lwlrap'] for r in results]):.4f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,184 @@
+"""Train one fold: crops from curated (and noisy) clips, whole-clip lwlrap on the held-out fold
+after every epoch, the best epoch kept, early stopping, and resumable after an interruption.
+
+Outputs in work/<dataset>/<model>/fold<K>/:
+  best.keras  the best epoch's model        oof.csv       its out-of-fold clip scores
+  last.keras  the latest model + optimizer  state.json    epoch, best score, patience counter
+  config.json the config used               history.csv   loss, lwlrap and lr per epoch
+  metrics.json the fold's summary
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from . import atomic, configbase, data as fat_data, features, folds as fat_folds
+from .config import FatConfig
+from .datasets import training_dataset
+from .distribute import get_strategy, quiet_tensorflow
+from .metrics import lwlrap
+from .predictor import predict_clips
+
+
+def fold_dir(cfg: FatConfig, dataset: str, fold: int) -> str:
+    return os.path.join(cfg.work_dir, dataset, cfg.model, f"fold{fold}")
+
+
+def save_keras(model, path: str) -> None:
+    with atomic.atomic_path(path, suffix=".keras") as tmp:
+        model.save(tmp)
+
+
+def load_features(cfg: FatConfig, data: fat_data.FatData, df: pd.DataFrame, subset: str):
+    """Features of df's clips; unusable clips are dropped, named in one warning each."""
+    feats, failed = features.extract(cfg, data.name, subset, data.audio_dir(subset), df["fname"].tolist())
+    for fname, why in failed.items():
+        warnings.warn(f"{os.path.join(data.audio_dir(subset), fname)}: skipped, {why}", stacklevel=2)
+    keep = df[df["fname"].isin(feats.keys())].reset_index(drop=True)
+    return keep, [feats[f] for f in keep["fname"]], sorted(failed)
+
+
+def _monitor_class():
+    import keras
+
+    class FoldMonitor(keras.callbacks.Callback):
+        """Scores the validation clips whole after each epoch; keeps the best model and its
+        out-of-fold scores; writes history and a resumable state atomically; stops early."""
+
+        def __init__(self, out: str, val_feats, val_y, val_names, labels, cfg: FatConfig, state: dict,
+                     history: list[dict]):
+            super().__init__()
+            self.out, self.val_feats, self.val_y = out, val_feats, val_y
+            self.val_names, self.labels, self.cfg = val_names, labels, cfg
+            self.state, self.history = state, history
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            scores = predict_clips(self.model, self.val_feats, self.cfg)
+            score = lwlrap(self.val_y, scores)
+            logs["val_lwlrap"] = score
+            lr = self.model.optimizer.learning_rate
+            row = {"epoch": epoch, "loss": float(logs.get("loss", math.nan)), "val_lwlrap": score,
+                   "lr": float(np.asarray(lr.numpy() if hasattr(lr, "numpy") else lr))}
+            self.history.append(row)
+            st = self.state
+            if score > st["best"]:
+                st.update(best=score, best_epoch=epoch, wait=0)
+                save_keras(self.model, os.path.join(self.out, "best.keras"))
+                oof = pd.DataFrame(scores, columns=self.labels)
+                oof.insert(0, "fname", self.val_names)
+                atomic.write_csv(os.path.join(self.out, "oof.csv"), oof)
+            else:
+                st["wait"] += 1
+            st["epoch"] = epoch
+            atomic.write_csv(os.path.join(self.out, "history.csv"), pd.DataFrame(self.history))
+            save_keras(self.model, os.path.join(self.out, "last.keras"))
+            if st["wait"] >= self.cfg.patience:
+                st["stopped_early"] = True
+                self.model.stop_training = True
+            atomic.write_json(os.path.join(self.out, "state.json"), st)
+            print(f"epoch {epoch + 1}: loss {row['loss']:.4f} val lwlrap {score:.4f} "
+                  f"(best {st['best']:.4f} at epoch {st['best_epoch'] + 1})", flush=True)
+
+    return FoldMonitor
+
+
+def _schedule(cfg: FatConfig, steps: int):
+    import keras
+
+    total = max(1, steps * cfg.epochs)
+    warm = min(steps * cfg.warmup_epochs, total - 1)
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=cfg.lr * 0.1 if warm else cfg.lr, decay_steps=total - warm, alpha=0.01,
+        warmup_target=cfg.lr if warm else None, warmup_steps=warm)
+
+
+def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool = False) -> dict:
+    out = fold_dir(cfg, data.name, fold)
+    os.makedirs(out, exist_ok=True)
+    state_path = os.path.join(out, "state.json")
+    state = {"epoch": -1, "best": -1.0, "best_epoch": -1, "wait": 0, "done": False}
+    history: list[dict] = []
+    if resume and os.path.exists(state_path) and os.path.exists(os.path.join(out, "last.keras")):
+        cfg = configbase.load(FatConfig, os.path.join(out, "config.json")).replace(
+            data_dir=cfg.data_dir, work_dir=cfg.work_dir, cache_dir=cfg.cache_dir, workers=cfg.workers)
+        with open(state_path) as f:
+            state.update(json.load(f))
+        if os.path.exists(os.path.join(out, "history.csv")):
+            history = pd.read_csv(os.path.join(out, "history.csv")).to_dict("records")
+            history = [h for h in history if h["epoch"] <= state["epoch"]]
+        if state["done"]:
+            print(f"fold {fold}: already finished in {out} (--resume)", flush=True)
+            with open(os.path.join(out, "metrics.json")) as f:
+                return json.load(f)
+        print(f"fold {fold}: resuming after epoch {state['epoch'] + 1} (best lwlrap {state['best']:.4f})", flush=True)
+    else:
+        resume = False
+        for name in ("state.json", "last.keras", "best.keras", "history.csv", "oof.csv", "metrics.json"):
+            if os.path.exists(os.path.join(out, name)):
+                os.remove(os.path.join(out, name))
+    configbase.save(cfg, os.path.join(out, "config.json"))
+
+    curated, noisy = fat_data.training_frames(data, cfg)
+    fold_of = fat_folds.load_folds(data, cfg).set_index("fname")["fold"]
+    if fold not in set(fold_of):
+        from .errors import KitError
+        raise KitError(f"fold {fold} is not in {fat_folds.folds_path(data.name)} (folds {sorted(set(fold_of))})")
+    is_val = curated["fname"].map(fold_of).to_numpy() == fold
+    train_df, val_df = curated[~is_val], curated[is_val]
+    train_df, train_feats, skipped_t = load_features(cfg, data, train_df, "train_curated")
+    val_df, val_feats, skipped_v = load_features(cfg, data, val_df, "train_curated")
+    weights = np.ones(len(train_df), dtype=np.float32)
+    skipped_n: list[str] = []
+    if len(noisy):
+        noisy, noisy_feats, skipped_n = load_features(cfg, data, noisy, "train_noisy")
+        train_df = pd.concat([train_df, noisy], ignore_index=True)
+        train_feats += noisy_feats
+        weights = np.concatenate([weights, np.full(len(noisy), cfg.noisy_weight, dtype=np.float32)])
+    skipped = skipped_t + skipped_v + skipped_n
+    y_train = fat_data.label_matrix(train_df, data.labels)
+    y_val = fat_data.label_matrix(val_df, data.labels)
+    print(f"fold {fold}: train {len(train_df)} clips ({len(noisy)} noisy), validate {len(val_df)} curated clips, "
+          f"skipped {len(skipped)} unusable", flush=True)
+
+    steps = cfg.steps_per_epoch or max(1, len(train_df) // cfg.batch_size)
+    quiet_tensorflow()          # TF only now: feature workers fork before it starts its threads
+    import keras
+    import tensorflow as tf
+
+    strategy = get_strategy(cfg.strategy)
+    keras.utils.set_random_seed(cfg.seed + fold)
+    with strategy.scope():
+        if resume:
+            model = keras.models.load_model(os.path.join(out, "last.keras"))
+        else:
+            from .models import build
+            model = build(cfg, len(data.labels))
+            model.compile(
+                optimizer=keras.optimizers.AdamW(_schedule(cfg, steps), weight_decay=cfg.weight_decay),
+                loss=keras.losses.BinaryCrossentropy(label_smoothing=cfg.label_smoothing))
+    ds = training_dataset(train_feats, y_train, weights, cfg, seed=cfg.seed * 1000 + fold * 100 + state["epoch"] + 1)
+    monitor = _monitor_class()(out, val_feats, y_val, val_df["fname"].tolist(), data.labels, cfg, state, history)
+    t0 = time.time()
+    model.fit(ds, epochs=cfg.epochs, initial_epoch=state["epoch"] + 1, steps_per_epoch=steps,
+              callbacks=[monitor, keras.callbacks.TerminateOnNaN()], verbose=1 if sys.stdout.isatty() else 2)
+    state["done"] = True
+    atomic.write_json(state_path, state)
+    metrics = {"fold": fold, "dataset": data.name, "model": cfg.model, "val_lwlrap": state["best"],
+               "best_epoch": state["best_epoch"] + 1, "epochs_run": state["epoch"] + 1,
+               "stopped_early": bool(state.get("stopped_early")), "n_train": len(train_df),
+               "n_noisy": len(noisy), "n_val": len(val_df), "skipped_clips": skipped,
+               "train_seconds": round(time.time() - t0, 1), "tensorflow": tf.__version__}
+    atomic.write_json(os.path.join(out, "metrics.json"), metrics)
+    if skipped:
+        print(f"fold {fold}: {len(skipped)} clip(s) skipped as unusable: {', '.join(skipped[:10])}", flush=True)
+    return metrics
