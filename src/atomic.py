@@ -21,6 +21,9 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
                                prefix="." + os.path.basename(path) + ".", suffix=".tmp" + suffix)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; outputs should read like any file
     try:
         yield tmp
         os.replace(tmp, path)

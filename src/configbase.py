@@ -43,12 +43,15 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
                                choices=f.metadata.get("choices"), help=help_text)
 
 
+def given(cls: type, args: argparse.Namespace) -> dict:
+    """The config fields the user set on the command line."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+            if getattr(args, f.name, None) is not None}
+
+
 def from_args(cls: type[T], args: argparse.Namespace, base: T | None = None) -> T:
     """Config from `base` (or defaults) with every flag the user gave applied on top."""
-    cfg = base if base is not None else cls()
-    changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
-               if getattr(args, f.name, None) is not None}
-    return dataclasses.replace(cfg, **changes)
+    return dataclasses.replace(base if base is not None else cls(), **given(cls, args))
 
 
 def to_dict(cfg: Any) -> dict:

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             folds = [int(args.fold)]
         except ValueError:
             raise KitError(f"--fold {args.fold}: expected a fold number or 'all'") from None
-    results = [train_fold(cfg, data, k, resume=args.resume) for k in folds]
+    overrides = configbase.given(FatConfig, args)
+    results = [train_fold(cfg, data, k, resume=args.resume, overrides=overrides) for k in folds]
     for r in results:
         print(f"fold {r['fold']} lwlrap {r['val_lwlrap']:.4f}")
     if len(folds) > 1:

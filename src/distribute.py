@@ -11,17 +11,25 @@ def quiet_tensorflow() -> None:
 
 
 def get_strategy(name: str = "default"):
-    """'default': one device (whatever TF picks); 'mirrored': every visible GPU, or every
-    logical CPU device when there is no GPU (that is how the tests run two replicas)."""
+    """'default': one device (whatever TF picks); 'mirrored': every visible GPU, or, with no
+    GPU, the CPU split into two logical devices (how the tests run two replicas)."""
     quiet_tensorflow()
     import tensorflow as tf
 
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
+        if not tf.config.list_physical_devices("GPU"):
+            try:
+                split_cpu(2)
+            except RuntimeError:    # devices already initialised: keep what there is
+                pass
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=devices)
+        strategy = tf.distribute.MirroredStrategy(devices=devices)
+        print(f"strategy: MirroredStrategy over {strategy.num_replicas_in_sync} device(s): {', '.join(devices)}",
+              flush=True)
+        return strategy
     raise ValueError(f"unknown strategy {name!r}; choose from {STRATEGIES}")
 
 

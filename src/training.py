@@ -102,38 +102,41 @@ def _schedule(cfg: FatConfig, steps: int):
         warmup_target=cfg.lr if warm else None, warmup_steps=warm)
 
 
-def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool = False) -> dict:
+def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool = False,
+               overrides: dict | None = None) -> dict:
+    """Train fold `fold`; with `resume`, continue from the fold's saved config (with `overrides`,
+    the flags given now, on top), model, optimizer and state."""
     out = fold_dir(cfg, data.name, fold)
-    os.makedirs(out, exist_ok=True)
     state_path = os.path.join(out, "state.json")
     state = {"epoch": -1, "best": -1.0, "best_epoch": -1, "wait": 0, "done": False}
     history: list[dict] = []
-    if resume and os.path.exists(state_path) and os.path.exists(os.path.join(out, "last.keras")):
-        cfg = configbase.load(FatConfig, os.path.join(out, "config.json")).replace(
-            data_dir=cfg.data_dir, work_dir=cfg.work_dir, cache_dir=cfg.cache_dir, workers=cfg.workers)
+    resume = resume and os.path.exists(state_path) and os.path.exists(os.path.join(out, "last.keras"))
+    if resume:
+        cfg = configbase.load(FatConfig, os.path.join(out, "config.json")).replace(**(overrides or {}))
         with open(state_path) as f:
             state.update(json.load(f))
-        if os.path.exists(os.path.join(out, "history.csv")):
-            history = pd.read_csv(os.path.join(out, "history.csv")).to_dict("records")
-            history = [h for h in history if h["epoch"] <= state["epoch"]]
+        state["done"] = state["done"] and (state.get("stopped_early") or state["epoch"] + 1 >= cfg.epochs)
         if state["done"]:
             print(f"fold {fold}: already finished in {out} (--resume)", flush=True)
             with open(os.path.join(out, "metrics.json")) as f:
                 return json.load(f)
-        print(f"fold {fold}: resuming after epoch {state['epoch'] + 1} (best lwlrap {state['best']:.4f})", flush=True)
-    else:
-        resume = False
-        for name in ("state.json", "last.keras", "best.keras", "history.csv", "oof.csv", "metrics.json"):
-            if os.path.exists(os.path.join(out, name)):
-                os.remove(os.path.join(out, name))
-    configbase.save(cfg, os.path.join(out, "config.json"))
-
+        if os.path.exists(os.path.join(out, "history.csv")):
+            history = pd.read_csv(os.path.join(out, "history.csv")).to_dict("records")
+            history = [h for h in history if h["epoch"] <= state["epoch"]]
     curated, noisy = fat_data.training_frames(data, cfg)
     fold_of = fat_folds.load_folds(data, cfg).set_index("fname")["fold"]
     if fold not in set(fold_of):
         from .errors import KitError
         raise KitError(f"fold {fold} is not in {fat_folds.folds_path(data.name)} (folds {sorted(set(fold_of))})")
     is_val = curated["fname"].map(fold_of).to_numpy() == fold
+    if resume:
+        print(f"fold {fold}: resuming after epoch {state['epoch'] + 1} (best lwlrap {state['best']:.4f})", flush=True)
+    else:
+        for name in ("state.json", "last.keras", "best.keras", "history.csv", "oof.csv", "metrics.json"):
+            if os.path.exists(os.path.join(out, name)):
+                os.remove(os.path.join(out, name))
+    os.makedirs(out, exist_ok=True)
+    configbase.save(cfg, os.path.join(out, "config.json"))
     train_df, val_df = curated[~is_val], curated[is_val]
     train_df, train_feats, skipped_t = load_features(cfg, data, train_df, "train_curated")
     val_df, val_feats, skipped_v = load_features(cfg, data, val_df, "train_curated")
@@ -169,7 +172,7 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
     ds = training_dataset(train_feats, y_train, weights, cfg, seed=cfg.seed * 1000 + fold * 100 + state["epoch"] + 1)
     monitor = _monitor_class()(out, val_feats, y_val, val_df["fname"].tolist(), data.labels, cfg, state, history)
     t0 = time.time()
-    model.fit(ds, epochs=cfg.epochs, initial_epoch=state["epoch"] + 1, steps_per_epoch=steps,
+    model.fit(ds, epochs=cfg.epochs, initial_epoch=state["epoch"] + 1, steps_per_epoch=steps, shuffle=False,
               callbacks=[monitor, keras.callbacks.TerminateOnNaN()], verbose=1 if sys.stdout.isatty() else 2)
     state["done"] = True
     atomic.write_json(state_path, state)

@@ -1,0 +1,102 @@
+import glob
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from src import features
+from src.audio import BadClip, load_clip, pad_to, read_audio
+from src.config import FatConfig
+
+SHARED_FORMATS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "audio", "formats")
+
+
+def tone(sr, seconds=0.5, f=440.0):
+    t = np.arange(int(sr * seconds)) / sr
+    return (0.5 * np.sin(2 * np.pi * f * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_U8"), ("WAV", "PCM_16"), ("WAV", "PCM_24"),
+                                         ("WAV", "PCM_32"), ("WAV", "FLOAT"), ("FLAC", "PCM_16")])
+def test_read_any_depth_rate_and_channels(tmp_path, fmt, subtype):
+    sr = 22050
+    stereo = np.stack([tone(sr), tone(sr)], axis=1)
+    path = str(tmp_path / ("x." + fmt.lower()))
+    sf.write(path, stereo, sr, format=fmt, subtype=subtype)
+    x = read_audio(path, 44100)
+    assert x.ndim == 1 and x.dtype == np.float32
+    assert abs(len(x) - 2 * len(stereo)) <= 2                           # resampled to 44.1 kHz
+    assert np.abs(x).max() == pytest.approx(0.5, abs=0.02)                # down-mixed, not summed
+
+
+def test_downmix_averages_channels(tmp_path):
+    left = tone(16000)
+    sf.write(str(tmp_path / "s.wav"), np.stack([left, np.zeros_like(left)], axis=1), 16000, subtype="FLOAT")
+    np.testing.assert_allclose(read_audio(str(tmp_path / "s.wav"), 16000), left / 2, atol=1e-6)
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_FORMATS), reason="shared real-format clips not present")
+def test_real_clips_in_odd_formats_decode():
+    paths = sorted(glob.glob(os.path.join(SHARED_FORMATS, "**", "*.*"), recursive=True))
+    paths = [p for p in paths if p.lower().endswith((".wav", ".flac", ".ogg"))]
+    assert paths
+    for p in paths:
+        x = read_audio(p, 44100)
+        assert x.ndim == 1 and len(x) > 0 and np.isfinite(x).all(), p
+
+
+def test_bad_clips_raise(tmp_path):
+    (tmp_path / "junk.wav").write_bytes(b"not a wav at all")
+    sf.write(str(tmp_path / "empty.wav"), np.zeros(0, dtype=np.float32), 16000)
+    sf.write(str(tmp_path / "silent.wav"), np.zeros(8000, dtype=np.float32), 16000)
+    for name, why in [("junk.wav", "unreadable"), ("empty.wav", "empty"), ("silent.wav", "silent")]:
+        with pytest.raises(BadClip, match=why):
+            load_clip(str(tmp_path / name), 16000, 60.0, 1.0)
+
+
+def test_trim_and_pad(tmp_path):
+    sr = 16000
+    x = np.concatenate([np.zeros(sr), tone(sr, 0.25), np.zeros(sr)])
+    sf.write(str(tmp_path / "t.wav"), x, sr, subtype="FLOAT")
+    y = load_clip(str(tmp_path / "t.wav"), sr, trim_db=60.0, min_seconds=1.0)
+    assert len(y) == sr                                                    # trimmed to ~0.25 s, repeated to 1 s
+    assert np.abs(y[: sr // 10]).max() > 0.3                               # no leading silence left
+    np.testing.assert_array_equal(pad_to(np.array([1.0, 2.0]), 5), [1, 2, 1, 2, 1])
+
+
+def test_feature_cache_key_changes_with_every_feature_parameter():
+    base = FatConfig()
+    keys = {base.feature_key()}
+    for change in [dict(n_mels=64), dict(hop_length=512), dict(sample_rate=32000), dict(fmin=0.0),
+                   dict(trim_db=0.0), dict(feature="mfcc"), dict(min_seconds=2.0), dict(n_fft=1024)]:
+        keys.add(base.replace(**change).feature_key())
+    assert len(keys) == 9
+    assert base.replace(epochs=3, lr=0.1).feature_key() == base.feature_key()   # training knobs share the cache
+
+
+def test_feature_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
+    sr = 16000
+    (tmp_path / "a").mkdir()
+    sf.write(str(tmp_path / "a" / "c.wav"), tone(sr, 1.0), sr)
+    cfg = FatConfig(sample_rate=sr, n_mels=32, n_fft=512, hop_length=160, cache_dir=str(tmp_path / "cache"), workers=1)
+    calls = []
+    real = features.compute
+    monkeypatch.setattr(features, "compute", lambda p, c: calls.append(c.n_mels) or real(p, c))
+    f1, failed = features.extract(cfg, "d", "s", str(tmp_path / "a"), ["c.wav"])
+    assert not failed and f1["c.wav"].shape[0] == 32 and f1["c.wav"].dtype == np.float16
+    f2, _ = features.extract(cfg, "d", "s", str(tmp_path / "a"), ["c.wav"])
+    assert calls == [32]                                                   # second call: read from the cache
+    np.testing.assert_array_equal(f1["c.wav"], f2["c.wav"])
+    f3, _ = features.extract(cfg.replace(n_mels=16), "d", "s", str(tmp_path / "a"), ["c.wav"])
+    assert calls == [32, 16] and f3["c.wav"].shape[0] == 16                # new parameter: recomputed
+    assert not list((tmp_path / "cache").rglob("*.tmp*"))                  # no temporary files left
+
+
+def test_logmel_range_and_mfcc_shape():
+    cfg = FatConfig(sample_rate=16000, n_mels=32, n_fft=512, hop_length=160)
+    x = tone(16000, 1.0)
+    m = features.logmel(x, cfg)
+    assert m.shape == (32, 101) and m.max() == pytest.approx(1.0) and m.min() >= -1.0
+    c = features.mfcc(x, cfg.replace(feature="mfcc", n_mfcc=13))
+    assert c.shape == (13, 101)
