@@ -5,7 +5,7 @@ Outputs in work/<dataset>/<model>/fold<K>/:
   best.keras  the best epoch's model        oof.csv       its out-of-fold clip scores
   last.keras  the latest model + optimizer  state.json    epoch, best score, patience counter
   config.json the config used               history.csv   loss, lwlrap and lr per epoch
-  metrics.json the fold's summary
+  metrics.json the fold's summary            history.png   its training curves
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from .config import FatConfig
 from .datasets import training_dataset
 from .distribute import get_strategy, quiet_tensorflow
 from .metrics import lwlrap
+from .plots import plot_history
 from .predictor import predict_clips
 
 
@@ -176,6 +177,8 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
               callbacks=[monitor, keras.callbacks.TerminateOnNaN()], verbose=1 if sys.stdout.isatty() else 2)
     state["done"] = True
     atomic.write_json(state_path, state)
+    plot_history(pd.DataFrame(history), os.path.join(out, "history.png"), "val_lwlrap",
+                 f"{data.name} {cfg.model} fold {fold}")
     metrics = {"fold": fold, "dataset": data.name, "model": cfg.model, "val_lwlrap": state["best"],
                "best_epoch": state["best_epoch"] + 1, "epochs_run": state["epoch"] + 1,
                "stopped_early": bool(state.get("stopped_early")), "n_train": len(train_df),

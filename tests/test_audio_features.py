@@ -100,3 +100,4 @@ def test_logmel_range_and_mfcc_shape():
     assert m.shape == (32, 101) and m.max() == pytest.approx(1.0) and m.min() >= -1.0
     c = features.mfcc(x, cfg.replace(feature="mfcc", n_mfcc=13))
     assert c.shape == (13, 101)
+
