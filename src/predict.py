@@ -59,18 +59,26 @@ def main(argv: list[str] | None = None) -> int:
     data = fat_data.load(base)
     runs = trained_folds(args.work_dir, data.name, args.models.split(",") if args.models else None)
     fnames = data.sample_submission["fname"].tolist()
+    # Features first (one extraction per distinct feature config), TensorFlow after: the
+    # extraction workers fork before TF starts its threads.
+    configs = {fd: configbase.load(FatConfig, os.path.join(fd, "config.json")).replace(
+        data_dir=args.data_dir, work_dir=args.work_dir) for fds in runs.values() for fd in fds}
+    test_feats, failed_all = {}, {}
+    for cfg in configs.values():
+        key = cfg.feature_key()
+        if key not in test_feats:
+            test_feats[key], failed = features.extract(cfg, data.name, "test", data.audio_dir("test"), fnames,
+                                                       desc=f"features test ({key})")
+            failed_all.update(failed)
     quiet_tensorflow()
     import keras
 
-    model_scores, failed_all = [], {}
+    model_scores = []
     for model_name, fold_dirs in runs.items():
         fold_scores = []
         for fd in fold_dirs:
-            cfg = configbase.load(FatConfig, os.path.join(fd, "config.json")).replace(
-                data_dir=args.data_dir, work_dir=args.work_dir)
-            feats, failed = features.extract(cfg, data.name, "test", data.audio_dir("test"), fnames,
-                                             desc=f"features test ({cfg.feature_key()})")
-            failed_all.update(failed)
+            cfg = configs[fd]
+            feats = test_feats[cfg.feature_key()]
             ok = [f for f in fnames if f in feats]
             model = keras.models.load_model(os.path.join(fd, "best.keras"), compile=False)
             tta = args.tta if args.tta is not None else cfg.tta
