@@ -56,6 +56,9 @@ def load_folds(data: fat_data.FatData, cfg: FatConfig) -> pd.DataFrame:
     if missing:
         raise KitError(f"{path}: {len(missing)} curated clip(s) have no fold ({', '.join(missing[:5])}...); "
                        f"delete the file or run python -m src.folds to rebuild it")
+    if folds["fold"].nunique() != cfg.n_folds:
+        raise KitError(f"{path} has {folds['fold'].nunique()} folds but --n-folds is {cfg.n_folds}; "
+                       f"rebuild it with python -m src.folds --n-folds {cfg.n_folds} (other runs then no longer match)")
     return folds
 
 

@@ -45,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     overall, table = score_table(read(args.submission), read(args.solution))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print(f"lwlrap {overall:.4f} over {len(read(args.solution))} clips")
+    sol = read(args.solution)
+    prior = pd.DataFrame([sol.mean(axis=0)] * len(sol), index=sol.index)      # one constant ranking
+    print(f"(for scale: scoring every clip with the answers' label frequencies gives "
+          f"{score_table(prior, sol)[0]:.4f})")
+    print(f"lwlrap {overall:.4f} over {len(sol)} clips")
     return 0
 
 

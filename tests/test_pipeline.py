@@ -182,3 +182,9 @@ def test_config_flags_and_help():
     with pytest.raises(SystemExit) as e:
         cv.main(["--help"])
     assert e.value.code == 0
+
+
+def test_fold_file_with_another_fold_count_is_refused(tiny, capsys):
+    assert folds.main(["--data-dir", "fat", "--n-folds", "3"]) == 0
+    assert run_cv("--fold", "0", "--n-folds", "5") == 2
+    assert "has 3 folds but --n-folds is 5" in capsys.readouterr().err
