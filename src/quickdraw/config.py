@@ -1,0 +1,58 @@
+"""The one Quick, Draw! config: every field is a CLI flag of cv/predict/study, saved as config.json."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..configbase import field
+
+COMPETITION = "quickdraw-doodle-recognition"
+DEMO_DIR = "data/demo-quickdraw"
+MODELS = ["lstm", "convlstm", "cnn", "inception"]
+SEQUENCE_MODELS = ("lstm", "convlstm")
+
+
+@dataclass
+class QDConfig:
+    # data
+    data_dir: str | None = field(None, "Kaggle layout folder (train_simplified/, test_simplified.csv); "
+                                       "default: Kaggle input, ./data/" + COMPETITION + ", else the demo")
+    classes: int = field(0, "keep this many categories (fixed seeded choice; 0 = all)")
+    per_class: int = field(2000, "read at most this many valid drawings per category (streamed)")
+    chunk_size: int = field(20000, "CSV rows read at a time")
+    n_folds: int = field(5, "stratified folds (used when the folds file is created)")
+    seed: int = field(0, "seed of class choice, folds, model init and augmentation")
+    work_dir: str = field("work", "outputs go to WORK_DIR/quickdraw-<dataset>/<model>/fold<K>/")
+    # representation
+    model: str = field("cnn", "model", choices=MODELS)
+    max_len: int = field(100, "stroke-3 sequences: points kept (truncate/pad)")
+    stroke5: bool = field(False, "sequence models: stroke-5 (dx, dy, p1, p2, p3) instead of stroke-3")
+    raster_size: int = field(64, "CNNs: raster side in pixels")
+    line_width: int = field(2, "CNNs: line width in pixels")
+    time_colour: bool = field(True, "CNNs: grey level by stroke order (earlier strokes brighter)")
+    # augmentation (training only, fresh every epoch)
+    augment: bool = field(True, "augment training drawings on the fly (--no-augment: off)")
+    aug_rotate: float = field(15.0, "max rotation, degrees")
+    aug_scale: float = field(0.15, "max relative x/y scaling (independent, so aspect changes too)")
+    aug_shear: float = field(0.2, "max shear factor")
+    aug_jitter: float = field(1.5, "point jitter sigma, in 0-255 units")
+    aug_dropout: float = field(0.1, "probability of dropping an interior point of a stroke")
+    # model size
+    lstm_units: int = field(128, "LSTM units per direction")
+    lstm_layers: int = field(2, "stacked LSTM layers")
+    bidirectional: bool = field(True, "bidirectional LSTMs")
+    cnn_filters: int = field(32, "CNNs: filters of the first block (doubling per block)")
+    cnn_blocks: int = field(4, "CNNs: conv blocks (each halves the resolution)")
+    dropout: float = field(0.3, "dropout before the classifier")
+    # training
+    epochs: int = field(15, "max epochs")
+    batch_size: int = field(64, "batch size")
+    lr: float = field(2e-3, "peak learning rate (Adam, cosine decay)")
+    label_smoothing: float = field(0.1, "label smoothing")
+    patience: int = field(6, "early stopping: epochs without a better validation MAP@3")
+    max_minutes: float = field(0.0, "stop a fold's training after this many minutes (0 = no limit)")
+    strategy: str = field("default", "tf.distribute strategy", choices=["default", "mirrored"])
+    threads: int = field(0, "TensorFlow intra/inter-op threads (0 = TensorFlow's choice)")
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.model in SEQUENCE_MODELS
