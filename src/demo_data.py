@@ -77,7 +77,6 @@ def cricket(rng, n):
 def chirp_and_tweet(rng, n):
     def chirp():
         m = int(rng.uniform(0.05, 0.12) * SR)
-        t = np.arange(m) / SR
         f = np.linspace(rng.uniform(1800, 2500), rng.uniform(3500, 4500), m)
         return np.sin(2 * np.pi * np.cumsum(f) / SR) * np.hanning(m)
     return _events(rng, n, 5.0, chirp)

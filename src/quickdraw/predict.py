@@ -50,6 +50,43 @@ def fallback_words(class_files: list[dict], k: int = 3) -> list[str]:
     return [w for w, _ in sorted(counts.items(), key=lambda t: (-t[1], t[0]))][:k]
 
 
+def load_runs(runs: dict[str, list[str]]):
+    """Load every fold's model: ([(model name, [(keras model, cfg, its words)])], all words, class files)."""
+    import keras
+
+    from . import models as _registered  # noqa: F401  (custom layers for load_model)
+    from .train import read_classes
+
+    loaded, words, class_files = [], [], []
+    for m, dirs in runs.items():
+        folds = []
+        for d in dirs:
+            cfg = configbase.load(QDConfig, os.path.join(d, "config.json"))
+            cls = read_classes(d)
+            class_files.append(cls)
+            words += [w for w in cls["words"] if w not in words]
+            model = keras.models.load_model(os.path.join(d, "model.keras"), compile=False)
+            folds.append((model, cfg, cls["words"]))
+        loaded.append((m, folds))
+        print(f"predict: {m}: {len(dirs)} folds ({', '.join(os.path.basename(d) for d in dirs)})", flush=True)
+    return loaded, words, class_files
+
+
+def ensemble_probs(loaded, ink, col: dict[str, int], batch_size: int):
+    """Mean over each model's folds, then over models; folds' words aligned by name (`col`)."""
+    import numpy as np
+
+    from .train import predict_probs
+
+    probs = np.zeros((len(ink), len(col)), np.float64)
+    for _, folds in loaded:
+        pm = np.zeros_like(probs)
+        for model, cfg, wl in folds:
+            pm[:, [col[w] for w in wl]] += predict_probs(model, ink, cfg, batch_size) / len(folds)
+        probs += pm / len(loaded)
+    return probs
+
+
 @cli
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m src.quickdraw.predict", description=__doc__.split("\n\n")[0],
@@ -82,29 +119,10 @@ def main(argv=None) -> int:
     root = os.path.join(args.work_dir, f"quickdraw-{dataset}")
     runs = find_runs(root, models)
 
-    import keras
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")          # one predict function per fold: retracing is expected
-    from . import models as _registered  # noqa: F401  (custom layers for load_model)
-    from .train import predict_probs, read_classes
-
-    loaded = []                                   # (model name, [(keras model, cfg, cols)])
-    words: list[str] = []
-    class_files = []
-    for m, dirs in runs.items():
-        folds = []
-        for d in dirs:
-            cfg = configbase.load(QDConfig, os.path.join(d, "config.json"))
-            cls = read_classes(d)
-            class_files.append(cls)
-            for w in cls["words"]:
-                if w not in words:
-                    words.append(w)
-            model = keras.models.load_model(os.path.join(d, "model.keras"), compile=False)
-            folds.append((model, cfg, cls["words"]))
-        loaded.append((m, folds))
-        print(f"predict: {m}: {len(dirs)} folds ({', '.join(os.path.basename(d) for d in dirs)})", flush=True)
+    loaded, words, class_files = load_runs(runs)
     if len(words) < 3:
         raise KitError(f"the trained models know only {len(words)} categories; three distinct words need 3")
     col = {w: i for i, w in enumerate(words)}
@@ -116,13 +134,7 @@ def main(argv=None) -> int:
 
     bar = tqdm(desc="predicting", unit="drawing", disable=None, leave=False)
     for keys, ink, valid, bad in data.iter_test(data_dir, args.chunk_size):
-        probs = np.zeros((len(ink), len(words)), np.float64)
-        for m, folds in loaded:
-            pm = np.zeros_like(probs)
-            for model, cfg, wl in folds:
-                p = predict_probs(model, ink, cfg, args.batch_size)
-                pm[:, [col[w] for w in wl]] += p / len(folds)
-            probs += pm / len(loaded)
+        probs = ensemble_probs(loaded, ink, col, args.batch_size)
         top = np.argsort(-probs, axis=1, kind="stable")[:, :3]
         guesses = np.empty(len(keys), dtype=object)
         guesses[valid] = [" ".join(t) for t in tokens[top]]
