@@ -40,6 +40,8 @@ class FatConfig:
     n_folds: int = field(5, "cross-validation folds over train_curated")
     # --- model and training ---
     model: str = field("cnn", "network", ["cnn", "vgg19"])
+    name: str = field("", "run name: outputs go to WORK/<dataset>/<name>/ (default: the model), so "
+                          "variants of one network ensemble as separate models")
     width: int = field(32, "channels of the first conv block (doubles per block)")
     blocks: int = field(4, "conv blocks")
     dropout: float = field(0.3, "dropout before the classifier")
@@ -77,6 +79,10 @@ class FatConfig:
     @property
     def n_features(self) -> int:
         return self.n_mfcc if self.feature == "mfcc" else self.n_mels
+
+    @property
+    def run_name(self) -> str:
+        return self.name or self.model
 
     def replace(self, **changes) -> "FatConfig":
         return dataclasses.replace(self, **changes)

@@ -2,10 +2,12 @@
 
     python -m src.predict                         # all models found under work/<dataset>/
     python -m src.predict --models cnn --tta 3    # three shifted window grids per clip
+    python -m src.predict --models cnn,cnn128     # runs trained with --name cnn128 ensemble too
 
 Each clip is scored on overlapping windows over its whole length (eval_hop of the model's
 config), plus shifted grids with --tta; windows of many clips go through the model together.
-Scores are averaged over windows, then folds, then models. Unreadable test clips still get a
+Scores are averaged over windows, then folds, then models (runs); the out-of-fold lwlrap of
+each run and of the blend is printed when every fold has its oof.csv. Unreadable test clips still get a
 row, filled with the training label frequencies, and are named in a warning.
 """
 from __future__ import annotations
@@ -16,12 +18,14 @@ import os
 import warnings
 
 import numpy as np
+import pandas as pd
 
 from . import configbase, data as fat_data, features
 from .config import FatConfig
 from .distribute import quiet_tensorflow
 from .ensemble import weighted_mean
 from .errors import KitError, cli
+from .metrics import lwlrap
 from .predictor import predict_clips
 from .submission import write_submission
 
@@ -43,6 +47,26 @@ def trained_folds(work_dir: str, dataset: str, models: list[str] | None) -> dict
         if absent:
             raise KitError(f"--models: no trained folds for {', '.join(absent)} under {root}")
     return found
+
+
+def oof_report(runs: dict[str, list[str]], data: fat_data.FatData) -> str | None:
+    """Out-of-fold lwlrap of each run and of their equal-weight blend: the validation score of
+    the very ensemble being submitted. None when the runs do not cover the same clips."""
+    oofs = {}
+    for name, fold_dirs in runs.items():
+        paths = [os.path.join(fd, "oof.csv") for fd in fold_dirs]
+        if not all(os.path.exists(p) for p in paths):
+            return None
+        oofs[name] = pd.concat([pd.read_csv(p) for p in paths]).set_index("fname").sort_index()
+    index = next(iter(oofs.values())).index
+    if any(not o.index.equals(index) for o in oofs.values()):
+        return None
+    truth = fat_data.label_matrix(data.curated.set_index("fname").loc[index].reset_index(), data.labels)
+    parts = [f"{n} {lwlrap(truth, o[data.labels].to_numpy()):.4f}" for n, o in oofs.items()]
+    if len(oofs) > 1:
+        blend = weighted_mean([o[data.labels].to_numpy() for o in oofs.values()])
+        parts.append(f"blend {lwlrap(truth, blend):.4f}")
+    return f"out-of-fold lwlrap over {len(index)} curated clips: " + ", ".join(parts)
 
 
 @cli
@@ -97,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         for f, why in sorted(failed_all.items()):
             warnings.warn(f"{os.path.join(data.audio_dir('test'), f)}: {why}; its row gets the training label frequencies")
             scores[f] = prior
+    report = oof_report(runs, data)
+    if report:
+        print(f"predict: {report}", flush=True)
     path = args.out
     write_submission(path, data.sample_submission, data.labels, scores)
     print(f"predict: wrote {path} ({len(fnames)} clips x {len(data.labels)} labels; "

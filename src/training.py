@@ -1,7 +1,7 @@
 """Train one fold: crops from curated (and noisy) clips, whole-clip lwlrap on the held-out fold
 after every epoch, the best epoch kept, early stopping, and resumable after an interruption.
 
-Outputs in work/<dataset>/<model>/fold<K>/:
+Outputs in work/<dataset>/<name>/fold<K>/ (name: --name, default the model):
   best.keras  the best epoch's model        oof.csv       its out-of-fold clip scores
   last.keras  the latest model + optimizer  state.json    epoch, best score, patience counter
   config.json the config used               history.csv   loss, lwlrap and lr per epoch
@@ -29,7 +29,7 @@ from .predictor import predict_clips
 
 
 def fold_dir(cfg: FatConfig, dataset: str, fold: int) -> str:
-    return os.path.join(cfg.work_dir, dataset, cfg.model, f"fold{fold}")
+    return os.path.join(cfg.work_dir, dataset, cfg.run_name, f"fold{fold}")
 
 
 def save_keras(model, path: str) -> None:
@@ -178,8 +178,8 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
     state["done"] = True
     atomic.write_json(state_path, state)
     plot_history(pd.DataFrame(history), os.path.join(out, "history.png"), "val_lwlrap",
-                 f"{data.name} {cfg.model} fold {fold}")
-    metrics = {"fold": fold, "dataset": data.name, "model": cfg.model, "val_lwlrap": state["best"],
+                 f"{data.name} {cfg.run_name} fold {fold}")
+    metrics = {"fold": fold, "dataset": data.name, "model": cfg.model, "run": cfg.run_name, "val_lwlrap": state["best"],
                "best_epoch": state["best_epoch"] + 1, "epochs_run": state["epoch"] + 1,
                "stopped_early": bool(state.get("stopped_early")), "n_train": len(train_df),
                "n_noisy": len(noisy), "n_val": len(val_df), "skipped_clips": skipped,

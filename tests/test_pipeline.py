@@ -188,3 +188,23 @@ def test_fold_file_with_another_fold_count_is_refused(tiny, capsys):
     assert folds.main(["--data-dir", "fat", "--n-folds", "3"]) == 0
     assert run_cv("--fold", "0", "--n-folds", "5") == 2
     assert "has 3 folds but --n-folds is 5" in capsys.readouterr().err
+
+
+def test_named_runs_with_other_features_ensemble(tiny, capsys):
+    """Two runs of the CNN (one with 16 mels under --name) blend in one submission; --models picks."""
+    assert run_cv("--fold", "all", "--epochs", "1") == 0
+    assert run_cv("--fold", "all", "--epochs", "1", "--n-mels", "16", "--name", "cnn16") == 0
+    assert os.path.exists("work/fat/cnn16/fold2/best.keras")
+    assert json.load(open("work/fat/cnn16/fold0/config.json"))["n_mels"] == 16
+    capsys.readouterr()
+    assert predict.main(["--data-dir", "fat"]) == 0
+    out = capsys.readouterr().out
+    assert "predict: cnn: 3 fold(s)" in out and "predict: cnn16: 3 fold(s)" in out
+    assert "2 model(s), 6 fold(s)" in out
+    report = next(l for l in out.splitlines() if "out-of-fold lwlrap" in l)
+    assert "cnn " in report and "cnn16 " in report and "blend " in report
+    both = pd.read_csv("submissions/submission.csv")
+    assert predict.main(["--data-dir", "fat", "--models", "cnn16", "--out", "one.csv"]) == 0
+    one = pd.read_csv("one.csv")
+    assert one["fname"].tolist() == both["fname"].tolist()
+    assert not np.allclose(one[TINY_LABELS].to_numpy(), both[TINY_LABELS].to_numpy())
