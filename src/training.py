@@ -15,6 +15,7 @@ import os
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,9 @@ from . import atomic, configbase, data as fat_data, features, folds as fat_folds
 from .config import FatConfig
 from .datasets import training_dataset
 from .distribute import get_strategy, quiet_tensorflow
+from .errors import KitError
 from .metrics import lwlrap
+from .models import build
 from .plots import plot_history
 from .predictor import predict_clips
 
@@ -103,33 +106,69 @@ def _schedule(cfg: FatConfig, steps: int):
         warmup_target=cfg.lr if warm else None, warmup_steps=warm)
 
 
+@dataclass
+class FoldInputs:
+    train_feats: list
+    y_train: np.ndarray
+    weights: np.ndarray          # per training clip: 1 for curated, noisy_weight for noisy
+    val_feats: list
+    y_val: np.ndarray
+    val_names: list[str]
+    n_noisy: int
+    skipped: list[str]           # unusable clips, named in warnings
+
+
+def fold_inputs(cfg: FatConfig, data: fat_data.FatData, fold: int) -> FoldInputs:
+    """Every input check first (missing files, unknown labels), then the features of the fold's
+    training clips (curated of other folds, plus noisy ones when asked) and validation clips."""
+    curated, noisy = fat_data.training_frames(data, cfg)
+    fold_of = fat_folds.load_folds(data, cfg).set_index("fname")["fold"]
+    if fold not in set(fold_of):
+        raise KitError(f"fold {fold} is not in {fat_folds.folds_path(data.name)} (folds {sorted(set(fold_of))})")
+    is_val = curated["fname"].map(fold_of).to_numpy() == fold
+    train_df, train_feats, skipped = load_features(cfg, data, curated[~is_val], "train_curated")
+    val_df, val_feats, skipped_v = load_features(cfg, data, curated[is_val], "train_curated")
+    weights = np.ones(len(train_df), dtype=np.float32)
+    if len(noisy):
+        noisy, noisy_feats, skipped_n = load_features(cfg, data, noisy, "train_noisy")
+        train_df = pd.concat([train_df, noisy], ignore_index=True)
+        train_feats += noisy_feats
+        weights = np.concatenate([weights, np.full(len(noisy), cfg.noisy_weight, dtype=np.float32)])
+        skipped_v += skipped_n
+    return FoldInputs(train_feats, fat_data.label_matrix(train_df, data.labels), weights, val_feats,
+                      fat_data.label_matrix(val_df, data.labels), val_df["fname"].tolist(), len(noisy),
+                      skipped + skipped_v)
+
+
+def restore(out: str, overrides: dict | None) -> tuple[FatConfig, dict, list[dict]]:
+    """A fold's saved config (the flags given now on top), state and the history up to that state."""
+    cfg = configbase.load(FatConfig, os.path.join(out, "config.json")).replace(**(overrides or {}))
+    state = {"epoch": -1, "best": -1.0, "best_epoch": -1, "wait": 0, "done": False}
+    with open(os.path.join(out, "state.json")) as f:
+        state.update(json.load(f))
+    state["done"] = state["done"] and (state.get("stopped_early") or state["epoch"] + 1 >= cfg.epochs)
+    history = []
+    if os.path.exists(os.path.join(out, "history.csv")):
+        history = [h for h in pd.read_csv(os.path.join(out, "history.csv")).to_dict("records")
+                   if h["epoch"] <= state["epoch"]]
+    return cfg, state, history
+
+
 def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool = False,
                overrides: dict | None = None) -> dict:
     """Train fold `fold`; with `resume`, continue from the fold's saved config (with `overrides`,
     the flags given now, on top), model, optimizer and state."""
     out = fold_dir(cfg, data.name, fold)
-    state_path = os.path.join(out, "state.json")
     state = {"epoch": -1, "best": -1.0, "best_epoch": -1, "wait": 0, "done": False}
     history: list[dict] = []
-    resume = resume and os.path.exists(state_path) and os.path.exists(os.path.join(out, "last.keras"))
+    resume = resume and all(os.path.exists(os.path.join(out, n)) for n in ("state.json", "last.keras", "config.json"))
     if resume:
-        cfg = configbase.load(FatConfig, os.path.join(out, "config.json")).replace(**(overrides or {}))
-        with open(state_path) as f:
-            state.update(json.load(f))
-        state["done"] = state["done"] and (state.get("stopped_early") or state["epoch"] + 1 >= cfg.epochs)
+        cfg, state, history = restore(out, overrides)
         if state["done"]:
             print(f"fold {fold}: already finished in {out} (--resume)", flush=True)
             with open(os.path.join(out, "metrics.json")) as f:
                 return json.load(f)
-        if os.path.exists(os.path.join(out, "history.csv")):
-            history = pd.read_csv(os.path.join(out, "history.csv")).to_dict("records")
-            history = [h for h in history if h["epoch"] <= state["epoch"]]
-    curated, noisy = fat_data.training_frames(data, cfg)
-    fold_of = fat_folds.load_folds(data, cfg).set_index("fname")["fold"]
-    if fold not in set(fold_of):
-        from .errors import KitError
-        raise KitError(f"fold {fold} is not in {fat_folds.folds_path(data.name)} (folds {sorted(set(fold_of))})")
-    is_val = curated["fname"].map(fold_of).to_numpy() == fold
+    inputs = fold_inputs(cfg, data, fold)          # may stop with a clear error: nothing written yet
     if resume:
         print(f"fold {fold}: resuming after epoch {state['epoch'] + 1} (best lwlrap {state['best']:.4f})", flush=True)
     else:
@@ -138,23 +177,11 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
                 os.remove(os.path.join(out, name))
     os.makedirs(out, exist_ok=True)
     configbase.save(cfg, os.path.join(out, "config.json"))
-    train_df, val_df = curated[~is_val], curated[is_val]
-    train_df, train_feats, skipped_t = load_features(cfg, data, train_df, "train_curated")
-    val_df, val_feats, skipped_v = load_features(cfg, data, val_df, "train_curated")
-    weights = np.ones(len(train_df), dtype=np.float32)
-    skipped_n: list[str] = []
-    if len(noisy):
-        noisy, noisy_feats, skipped_n = load_features(cfg, data, noisy, "train_noisy")
-        train_df = pd.concat([train_df, noisy], ignore_index=True)
-        train_feats += noisy_feats
-        weights = np.concatenate([weights, np.full(len(noisy), cfg.noisy_weight, dtype=np.float32)])
-    skipped = skipped_t + skipped_v + skipped_n
-    y_train = fat_data.label_matrix(train_df, data.labels)
-    y_val = fat_data.label_matrix(val_df, data.labels)
-    print(f"fold {fold}: train {len(train_df)} clips ({len(noisy)} noisy), validate {len(val_df)} curated clips, "
-          f"skipped {len(skipped)} unusable", flush=True)
+    n_train = len(inputs.train_feats)
+    print(f"fold {fold}: train {n_train} clips ({inputs.n_noisy} noisy), validate {len(inputs.val_feats)} "
+          f"curated clips, skipped {len(inputs.skipped)} unusable", flush=True)
 
-    steps = cfg.steps_per_epoch or max(1, len(train_df) // cfg.batch_size)
+    steps = cfg.steps_per_epoch or max(1, n_train // cfg.batch_size)
     quiet_tensorflow()          # TF only now: feature workers fork before it starts its threads
     import keras
     import tensorflow as tf
@@ -165,26 +192,27 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
         if resume:
             model = keras.models.load_model(os.path.join(out, "last.keras"))
         else:
-            from .models import build
             model = build(cfg, len(data.labels))
             model.compile(
                 optimizer=keras.optimizers.AdamW(_schedule(cfg, steps), weight_decay=cfg.weight_decay),
                 loss=keras.losses.BinaryCrossentropy(label_smoothing=cfg.label_smoothing))
-    ds = training_dataset(train_feats, y_train, weights, cfg, seed=cfg.seed * 1000 + fold * 100 + state["epoch"] + 1)
-    monitor = _monitor_class()(out, val_feats, y_val, val_df["fname"].tolist(), data.labels, cfg, state, history)
+    ds = training_dataset(inputs.train_feats, inputs.y_train, inputs.weights, cfg,
+                          seed=cfg.seed * 1000 + fold * 100 + state["epoch"] + 1)
+    monitor = _monitor_class()(out, inputs.val_feats, inputs.y_val, inputs.val_names, data.labels, cfg, state, history)
     t0 = time.time()
     model.fit(ds, epochs=cfg.epochs, initial_epoch=state["epoch"] + 1, steps_per_epoch=steps, shuffle=False,
               callbacks=[monitor, keras.callbacks.TerminateOnNaN()], verbose=1 if sys.stdout.isatty() else 2)
     state["done"] = True
-    atomic.write_json(state_path, state)
+    atomic.write_json(os.path.join(out, "state.json"), state)
     plot_history(pd.DataFrame(history), os.path.join(out, "history.png"), "val_lwlrap",
                  f"{data.name} {cfg.run_name} fold {fold}")
-    metrics = {"fold": fold, "dataset": data.name, "model": cfg.model, "run": cfg.run_name, "val_lwlrap": state["best"],
-               "best_epoch": state["best_epoch"] + 1, "epochs_run": state["epoch"] + 1,
-               "stopped_early": bool(state.get("stopped_early")), "n_train": len(train_df),
-               "n_noisy": len(noisy), "n_val": len(val_df), "skipped_clips": skipped,
+    metrics = {"fold": fold, "dataset": data.name, "model": cfg.model, "run": cfg.run_name,
+               "val_lwlrap": state["best"], "best_epoch": state["best_epoch"] + 1, "epochs_run": state["epoch"] + 1,
+               "stopped_early": bool(state.get("stopped_early")), "n_train": n_train, "n_noisy": inputs.n_noisy,
+               "n_val": len(inputs.val_feats), "skipped_clips": inputs.skipped,
                "train_seconds": round(time.time() - t0, 1), "tensorflow": tf.__version__}
     atomic.write_json(os.path.join(out, "metrics.json"), metrics)
-    if skipped:
-        print(f"fold {fold}: {len(skipped)} clip(s) skipped as unusable: {', '.join(skipped[:10])}", flush=True)
+    if inputs.skipped:
+        print(f"fold {fold}: {len(inputs.skipped)} clip(s) skipped as unusable: "
+              f"{', '.join(inputs.skipped[:10])}", flush=True)
     return metrics
