@@ -4,8 +4,9 @@
     python -m src.cv --fold all --data-dir /kaggle/input/freesound-audio-tagging-2019
     python -m src.cv --fold 2 --resume         # continue an interrupted fold
 
-Outputs: work/<dataset>/<model>/fold<K>/ (see src/training.py). The last line printed is
-'fold K lwlrap 0.xxxx'; with --fold all, the out-of-fold lwlrap over every fold follows.
+Outputs: work/<dataset>/<name>/fold<K>/ (name: --name, default the model; see src/training.py).
+The last line printed is 'fold K lwlrap 0.xxxx'; with --fold all, the out-of-fold lwlrap over
+every fold follows.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def oof_lwlrap(cfg: FatConfig, data: fat_data.FatData, folds: list[int]) -> floa
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m src.cv", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fold", default="0", help="fold index, or 'all' (default: 0)")
     ap.add_argument("--resume", action="store_true", help="continue from the fold's last finished epoch")
     configbase.add_config_args(ap, FatConfig)

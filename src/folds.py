@@ -64,7 +64,7 @@ def load_folds(data: fat_data.FatData, cfg: FatConfig) -> pd.DataFrame:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m src.folds", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     configbase.add_config_args(ap, FatConfig)
     cfg = configbase.from_args(FatConfig, ap.parse_args(argv))
     data = fat_data.load(cfg)

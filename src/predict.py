@@ -71,7 +71,7 @@ def oof_report(runs: dict[str, list[str]], data: fat_data.FatData) -> str | None
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m src.predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default=None, help="competition data folder (default: as src.cv finds it)")
     ap.add_argument("--models", default=None, help="comma-separated model names (default: every model found)")
     ap.add_argument("--tta", type=int, default=None, help="shifted window grids per clip (default: each model's config)")

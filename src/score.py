@@ -39,7 +39,7 @@ def score_table(sub: pd.DataFrame, sol: pd.DataFrame) -> tuple[float, pd.DataFra
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m src.score", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("submission")
     ap.add_argument("solution")
     args = ap.parse_args(argv)
