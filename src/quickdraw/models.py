@@ -94,21 +94,30 @@ def _conv_bn(x, f: int, k: int, name: str):
     return layers.Activation("relu", name=name + "_relu")(x)
 
 
+def _raster_input(cfg: QDConfig):
+    """uint8 raster input, scaled to [0, 1] inside the model (so batches travel as bytes)."""
+    s = cfg.raster_size
+    inp = keras.Input((s, s, 1), dtype="uint8", name="raster")
+    return inp, layers.Rescaling(1 / 255.0, name="scale")(inp)
+
+
+def _softmax_head(x, n_classes: int, cfg: QDConfig):
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(cfg.dropout)(x)
+    return layers.Dense(n_classes, activation="softmax", name="probs")(x)
+
+
 def cnn_model(n_classes: int, cfg: QDConfig) -> keras.Model:
     """Vanilla CNN: blocks of two 3x3 conv-BN-ReLU + 2x2 max-pool, filters doubling per block,
     global average pooling, dropout, softmax."""
-    s = cfg.raster_size
-    inp = keras.Input((s, s, 1), dtype="uint8", name="raster")
-    x = layers.Rescaling(1 / 255.0, name="scale")(inp)
+    inp, x = _raster_input(cfg)
     f = cfg.cnn_filters
     for b in range(cfg.cnn_blocks):
         x = _conv_bn(x, f, 3, f"b{b}c0")
         x = _conv_bn(x, f, 3, f"b{b}c1")
         x = layers.MaxPooling2D(2, name=f"b{b}pool")(x)
         f *= 2
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    x = layers.Dropout(cfg.dropout)(x)
-    out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    out = _softmax_head(x, n_classes, cfg)
     return keras.Model(inp, out, name="cnn")
 
 
@@ -126,9 +135,7 @@ def _inception(x, f: int, name: str):
 def inception_model(n_classes: int, cfg: QDConfig) -> keras.Model:
     """Inception-style CNN: a conv stem, then per stage an inception module and a max-pool
     (cnn_blocks - 1 stages, filters doubling), global average pooling, dropout, softmax."""
-    s = cfg.raster_size
-    inp = keras.Input((s, s, 1), dtype="uint8", name="raster")
-    x = layers.Rescaling(1 / 255.0, name="scale")(inp)
+    inp, x = _raster_input(cfg)
     f = cfg.cnn_filters
     x = _conv_bn(x, f, 3, "stem")
     x = layers.MaxPooling2D(2, name="stem_pool")(x)
@@ -136,9 +143,7 @@ def inception_model(n_classes: int, cfg: QDConfig) -> keras.Model:
         x = _inception(x, f, f"inc{b}")
         x = layers.MaxPooling2D(2, name=f"pool{b}")(x)
         f *= 2
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    x = layers.Dropout(cfg.dropout)(x)
-    out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    out = _softmax_head(x, n_classes, cfg)
     return keras.Model(inp, out, name="inception")
 
 
