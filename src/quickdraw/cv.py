@@ -25,7 +25,10 @@ def run_dir(cfg: QDConfig, dataset: str, fold: int | None = None) -> str:
 
 
 def folds_path(dataset: str) -> str:
-    return os.path.join("folds", f"quickdraw-{dataset}.csv")
+    """folds/quickdraw-<dataset>.csv, beside the audio datasets' fold files."""
+    from ..folds import folds_path as kit_folds_path
+
+    return kit_folds_path(f"quickdraw-{dataset}")
 
 
 def parse_fold(text: str, n_folds: int) -> list[int]:
