@@ -16,7 +16,7 @@ t2=$(date +%s)
 python -m src.score submissions/fat_real_submission.csv "$OUT.solution.csv"
 python - "$OUT" <<'PY'
 import sys, pandas as pd
-from src.metrics import lwlrap
+from src.kit.metrics import lwlrap
 out = sys.argv[1]
 sol = pd.read_csv(out + ".solution.csv").set_index("fname")
 sub = pd.read_csv("submissions/fat_real_submission.csv").set_index("fname").loc[sol.index, sol.columns]

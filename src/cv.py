@@ -16,10 +16,11 @@ import os
 import numpy as np
 import pandas as pd
 
-from . import configbase, data as fat_data
+from . import data as fat_data
+from .kit import configio
 from .config import FatConfig
-from .errors import KitError, cli
-from .metrics import lwlrap
+from .kit.errors import KitError, cli
+from .kit.metrics import lwlrap
 from .training import fold_dir, train_fold
 
 
@@ -34,9 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m src.cv", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fold", default="0", help="fold index, or 'all' (default: 0)")
     ap.add_argument("--resume", action="store_true", help="continue from the fold's last finished epoch")
-    configbase.add_config_args(ap, FatConfig)
+    configio.add_config_args(ap, FatConfig)
     args = ap.parse_args(argv)
-    cfg = configbase.from_args(FatConfig, args)
+    cfg = configio.from_args(FatConfig, args)
     data = fat_data.load(cfg)
     if args.fold == "all":
         folds = list(range(cfg.n_folds))
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             folds = [int(args.fold)]
         except ValueError:
             raise KitError(f"--fold {args.fold}: expected a fold number or 'all'") from None
-    overrides = configbase.given(FatConfig, args)
+    overrides = configio.given(FatConfig, args)
     results = [train_fold(cfg, data, k, resume=args.resume, overrides=overrides) for k in folds]
     for r in results:
         print(f"fold {r['fold']} lwlrap {r['val_lwlrap']:.4f}")

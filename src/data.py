@@ -10,8 +10,8 @@ import pandas as pd
 
 from . import demo_data
 from .config import COMPETITION, KNOWN_BAD_CLIPS, FatConfig
-from .errors import KitError, list_some
-from .paths import resolve_data_dir
+from .kit.errors import KitError, list_some
+from .kit.datadir import resolve_data_dir
 
 
 @dataclass

@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from tqdm import tqdm
 
-from . import atomic
+from .kit import atomic
 from .audio import BadClip, load_clip
 from .config import FatConfig
 

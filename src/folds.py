@@ -12,9 +12,10 @@ import os
 import numpy as np
 import pandas as pd
 
-from . import atomic, configbase, data as fat_data
+from . import data as fat_data
+from .kit import atomic, configio
 from .config import FatConfig
-from .errors import KitError, cli
+from .kit.errors import KitError, cli
 
 FOLDS_DIR = "folds"
 
@@ -65,8 +66,8 @@ def load_folds(data: fat_data.FatData, cfg: FatConfig) -> pd.DataFrame:
 @cli
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m src.folds", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    configbase.add_config_args(ap, FatConfig)
-    cfg = configbase.from_args(FatConfig, ap.parse_args(argv))
+    configio.add_config_args(ap, FatConfig)
+    cfg = configio.from_args(FatConfig, ap.parse_args(argv))
     data = fat_data.load(cfg)
     fat_data.check_labels(data.curated, data.labels, os.path.join(data.root, "train_curated.csv"))
     path = write_folds(data, cfg)

@@ -49,7 +49,7 @@ def vgg19(cfg: FatConfig, n_labels: int, weights: str | None = None):
 
     weights = weights or os.environ.get("VGG19_WEIGHTS")
     if weights and not os.path.isfile(weights):
-        from .errors import KitError
+        from .kit.errors import KitError
         raise KitError(f"VGG19 weights {weights}: file not found")
     if not weights:
         print("model: VGG19 without pretrained weights (set VGG19_WEIGHTS to a notop .h5 file)", flush=True)

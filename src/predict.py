@@ -20,12 +20,13 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import configbase, data as fat_data, features
+from . import data as fat_data, features
+from .kit import configio
 from .config import FatConfig
-from .distribute import quiet_tensorflow
+from .kit.distribute import quiet_tensorflow
 from .ensemble import weighted_mean
-from .errors import KitError, cli
-from .metrics import lwlrap
+from .kit.errors import KitError, cli
+from .kit.metrics import lwlrap
 from .predictor import predict_clips
 from .submission import write_submission
 
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     fnames = data.sample_submission["fname"].tolist()
     # Features first (one extraction per distinct feature config), TensorFlow after: the
     # extraction workers fork before TF starts its threads.
-    configs = {fd: configbase.load(FatConfig, os.path.join(fd, "config.json")).replace(
+    configs = {fd: configio.load(FatConfig, os.path.join(fd, "config.json")).replace(
         data_dir=args.data_dir, work_dir=args.work_dir) for fds in runs.values() for fd in fds}
     test_feats, failed_all = {}, {}
     for cfg in configs.values():

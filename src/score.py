@@ -9,8 +9,8 @@ import os
 
 import pandas as pd
 
-from .errors import KitError, cli
-from .metrics import per_class_lwlrap
+from .kit.errors import KitError, cli
+from .kit.metrics import per_class_lwlrap
 
 
 def read(path: str) -> pd.DataFrame:

@@ -20,14 +20,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import atomic, configbase, data as fat_data, features, folds as fat_folds
+from . import data as fat_data, features, folds as fat_folds
+from .kit import atomic, configio
 from .config import FatConfig
 from .datasets import training_dataset
-from .distribute import get_strategy, quiet_tensorflow
-from .errors import KitError
-from .metrics import lwlrap
+from .kit.distribute import get_strategy, quiet_tensorflow
+from .kit.errors import KitError
+from .kit.metrics import lwlrap
 from .models import build
-from .plots import plot_history
+from .kit.plots import plot_history
 from .predictor import predict_clips
 
 
@@ -142,7 +143,7 @@ def fold_inputs(cfg: FatConfig, data: fat_data.FatData, fold: int) -> FoldInputs
 
 def restore(out: str, overrides: dict | None) -> tuple[FatConfig, dict, list[dict]]:
     """A fold's saved config (the flags given now on top), state and the history up to that state."""
-    cfg = configbase.load(FatConfig, os.path.join(out, "config.json")).replace(**(overrides or {}))
+    cfg = configio.load(FatConfig, os.path.join(out, "config.json")).replace(**(overrides or {}))
     state = {"epoch": -1, "best": -1.0, "best_epoch": -1, "wait": 0, "done": False}
     with open(os.path.join(out, "state.json")) as f:
         state.update(json.load(f))
@@ -176,7 +177,7 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
             if os.path.exists(os.path.join(out, name)):
                 os.remove(os.path.join(out, name))
     os.makedirs(out, exist_ok=True)
-    configbase.save(cfg, os.path.join(out, "config.json"))
+    configio.save(cfg, os.path.join(out, "config.json"))
     n_train = len(inputs.train_feats)
     print(f"fold {fold}: train {n_train} clips ({inputs.n_noisy} noisy), validate {len(inputs.val_feats)} "
           f"curated clips, skipped {len(inputs.skipped)} unusable", flush=True)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import label_ranking_average_precision_score
 
-from src.metrics import apk, lwlrap, map_at_k, per_class_lwlrap
+from src.kit.metrics import apk, lwlrap, map_at_k, per_class_lwlrap
 
 
 def test_lwlrap_hand_computed():

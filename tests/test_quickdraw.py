@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.metrics import map_at_k
+from src.kit.metrics import map_at_k
 from src.quickdraw import data, score, strokes
 from src.quickdraw.strokes import Ink, parse_drawings, rasterize, to_stroke3
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..configbase import field
+from ..kit.configio import field
 
 COMPETITION = "quickdraw-doodle-recognition"
 DEMO_DIR = "data/demo-quickdraw"

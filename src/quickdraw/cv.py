@@ -14,8 +14,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from .. import atomic, configbase  # noqa: E402
-from ..errors import KitError, cli  # noqa: E402
+from ..kit import atomic, configio  # noqa: E402
+from ..kit.errors import KitError, cli  # noqa: E402
 from .config import QDConfig  # noqa: E402
 
 
@@ -50,7 +50,7 @@ def train_folds(cfg: QDConfig, fold_arg: str, words: list[str] | None = None,
     import numpy as np
     import pandas as pd
 
-    from ..metrics import map_at_k
+    from ..kit.metrics import map_at_k
     from . import data
     from .train import run_fold
 
@@ -84,10 +84,10 @@ def main(argv=None) -> int:
                                  epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--fold", default="0", help="fold to validate on, or 'all' (default: 0)")
     ap.add_argument("--config", default=None, help="start from this config.json (flags override it)")
-    configbase.add_config_args(ap, QDConfig)
+    configio.add_config_args(ap, QDConfig)
     args = ap.parse_args(argv)
-    base = configbase.load(QDConfig, args.config) if args.config else None
-    cfg = configbase.from_args(QDConfig, args, base)
+    base = configio.load(QDConfig, args.config) if args.config else None
+    cfg = configio.from_args(QDConfig, args, base)
     results, overall, _ = train_folds(cfg, args.fold)
     if overall is not None:
         print(f"fold all map@3 {overall:.4f}")

@@ -18,9 +18,9 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from .. import atomic
-from ..errors import KitError, list_some
-from ..paths import resolve_data_dir
+from ..kit import atomic
+from ..kit.errors import KitError, list_some
+from ..kit.datadir import resolve_data_dir
 from .config import COMPETITION, DEMO_DIR
 from .strokes import Ink, fit_box, parse_drawings, summarize_bad
 

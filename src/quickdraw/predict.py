@@ -18,8 +18,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from .. import configbase  # noqa: E402
-from ..errors import KitError, cli, list_some  # noqa: E402
+from ..kit import configio  # noqa: E402
+from ..kit.errors import KitError, cli, list_some  # noqa: E402
 from .config import MODELS, QDConfig  # noqa: E402
 
 DEFAULT_OUT = os.path.join("submissions", "quickdraw_submission.csv")
@@ -61,7 +61,7 @@ def load_runs(runs: dict[str, list[str]]):
     for m, dirs in runs.items():
         folds = []
         for d in dirs:
-            cfg = configbase.load(QDConfig, os.path.join(d, "config.json"))
+            cfg = configio.load(QDConfig, os.path.join(d, "config.json"))
             cls = read_classes(d)
             class_files.append(cls)
             words += [w for w in cls["words"] if w not in words]
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     import numpy as np
     import pandas as pd
 
-    from .. import atomic
+    from ..kit import atomic
     from . import data
     from .strokes import summarize_bad
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..errors import KitError, cli, list_some
+from ..kit.errors import KitError, cli, list_some
 
 
 def read_key_word(path: str, what: str):
@@ -30,7 +30,7 @@ def read_key_word(path: str, what: str):
 
 def score(submission: str, solution: str) -> tuple[float, float, int]:
     """(MAP@3, top-1 accuracy, n) of a submission file against an answers file."""
-    from ..metrics import map_at_k
+    from ..kit.metrics import map_at_k
 
     sub = read_key_word(submission, "submission")
     sol = read_key_word(solution, "answers")

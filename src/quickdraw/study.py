@@ -17,8 +17,8 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from .. import configbase  # noqa: E402
-from ..errors import KitError, cli, list_some  # noqa: E402
+from ..kit import configio  # noqa: E402
+from ..kit.errors import KitError, cli, list_some  # noqa: E402
 from .config import MODELS, QDConfig  # noqa: E402
 
 FOLD = 0
@@ -51,7 +51,7 @@ def plot(df, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .. import atomic
+    from ..kit import atomic
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, col, title in ((axes[0], "val_top1", "top-1 accuracy"), (axes[1], "val_map3", "MAP@3")):
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
                                  epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--classes", dest="sizes", default="8,16,32", help="comma list of category counts")
     ap.add_argument("--models", default=",".join(MODELS), help="comma list of models (default: all four)")
-    configbase.add_config_args(ap, QDConfig, skip=("classes", "model"))
+    configio.add_config_args(ap, QDConfig, skip=("classes", "model"))
     args = ap.parse_args(argv)
     try:
         sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
@@ -104,11 +104,11 @@ def main(argv=None) -> int:
     if unknown or not models or not sizes:
         raise KitError(f"--models: unknown {list_some(unknown)}; choose from {', '.join(MODELS)}" if unknown
                        else "--models and --classes need at least one entry")
-    base = configbase.from_args(QDConfig, args)
+    base = configio.from_args(QDConfig, args)
 
     import pandas as pd
 
-    from .. import atomic
+    from ..kit import atomic
     from . import data
     from .cv import folds_path
     from .train import run_fold

@@ -12,8 +12,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .. import atomic, configbase  # noqa: E402
-from ..metrics import map_at_k  # noqa: E402
+from ..kit import atomic, configio  # noqa: E402
+from ..kit.metrics import map_at_k  # noqa: E402
 from .config import QDConfig  # noqa: E402
 from .data import TrainSet  # noqa: E402
 from .strokes import Ink, augment, rasterize, to_stroke3  # noqa: E402
@@ -155,7 +155,7 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, fold: int, out_dir:
     """Train on every fold but `fold`, validate on `fold`; write the run's files to out_dir."""
     import keras
 
-    from ..distribute import get_strategy
+    from ..kit.distribute import get_strategy
     from .models import build_model
 
     setup_tf(cfg)
@@ -167,7 +167,7 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, fold: int, out_dir:
           f"{n_classes} categories -> {out_dir}", flush=True)
     keras.utils.set_random_seed(cfg.seed + fold)
     os.makedirs(out_dir, exist_ok=True)
-    configbase.save(cfg, os.path.join(out_dir, "config.json"))
+    configio.save(cfg, os.path.join(out_dir, "config.json"))
     train_ink, train_y = ts.ink.take(tr), ts.y[tr]
     val_ink, val_y = ts.ink.take(va), ts.y[va]
     steps = max(1, -(-len(tr) // cfg.batch_size))
