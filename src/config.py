@@ -34,12 +34,26 @@ class FatConfig:
     crop_frames: int = field(128, "frames per training crop and per prediction window")
     # --- data ---
     data_dir: str | None = field(None, "competition data folder (default: Kaggle input, ./data, else the demo)")
-    use_noisy: bool = field(False, "also train on train_noisy (never used for validation)")
-    noisy_weight: float = field(0.5, "loss weight of noisy clips relative to curated ones")
+    noisy: str = field("none", "use of train_noisy (never validated on): none; all (as curated); weighted "
+                               "(--noisy-weight, --noisy-loss); finetune (curated + noisy, then the last "
+                               "--finetune-epochs on curated alone)", ["none", "all", "weighted", "finetune"],
+                       aliases={"--use-noisy": "weighted"})
+    noisy_weight: float = field(0.5, "loss weight of noisy clips relative to curated ones (--noisy weighted)")
+    noisy_loss: str = field("bce", "loss on noisy clips (--noisy weighted): bce; lsoft (targets softened "
+                                   "towards the model's own scores); bootstrap (soft bootstrapping)",
+                            ["bce", "lsoft", "bootstrap"])
+    noisy_beta: float = field(0.7, "lsoft/bootstrap: weight of the given labels against the model's scores")
+    finetune_epochs: int = field(10, "--noisy finetune: epochs at the end on curated clips only")
     keep_bad_clips: bool = field(False, "keep the known mislabelled/silent curated clips")
     n_folds: int = field(5, "cross-validation folds over train_curated")
     # --- model and training ---
     model: str = field("cnn", "network", ["cnn", "vgg19"])
+    weights: str = field("", "vgg19 body weights: a .h5/.weights.h5 file, 'imagenet' (download), 'none' "
+                             "(random init); default: $VGG19_WEIGHTS, the Keras cache, /kaggle/input/*/")
+    vgg_input: str = field("repeat", "vgg19 input channels: the log-mel repeated, or log-mel + delta + "
+                                     "delta-delta", ["repeat", "deltas"])
+    unfreeze: int = field(0, "vgg19: fine-tune the last N of its 5 conv blocks after the head converged")
+    unfreeze_lr: float = field(1e-4, "vgg19: learning rate once blocks are unfrozen")
     name: str = field("", "run name: outputs go to WORK/<dataset>/<name>/ (default: the model), so "
                           "variants of one network ensemble as separate models")
     width: int = field(32, "channels of the first conv block (doubles per block)")
@@ -47,6 +61,8 @@ class FatConfig:
     dropout: float = field(0.3, "dropout before the classifier")
     epochs: int = field(40, "maximum epochs")
     steps_per_epoch: int = field(0, "batches per epoch; 0 means one pass over the training clips")
+    min_steps: int = field(0, "train at least this many batches (more epochs on small data); 0 = --epochs rules")
+    max_minutes: float = field(0.0, "stop the fold after this many minutes (kept as finished; --resume continues)")
     batch_size: int = field(32, "clips per batch (global, over all replicas)")
     lr: float = field(1e-3, "peak learning rate (Adam)")
     lr_schedule: str = field("cosine", "learning-rate schedule", ["cosine", "constant"])
@@ -55,13 +71,21 @@ class FatConfig:
     label_smoothing: float = field(0.0, "binary cross-entropy label smoothing")
     mixup_alpha: float = field(0.0, "mixup Beta(alpha, alpha); 0 turns mixup off")
     spec_augment: bool = field(True, "random time and frequency masks on training crops")
+    gain_db: float = field(0.0, "random level shift of each training crop, up to +-this many dB (0 = off)")
+    pad: str = field("repeat", "clips shorter than a crop: repeated, or placed at random in silence",
+                     ["repeat", "silence"])
     patience: int = field(10, "stop after this many epochs without a better validation lwlrap")
     eval_hop: float = field(0.5, "hop between validation/prediction windows, as a fraction of crop_frames")
     tta: int = field(1, "test-time augmentation: number of shifted window grids averaged")
-    strategy: str = field("default", "tf.distribute strategy", ["default", "mirrored"])
+    window_agg: str = field("mean", "a clip's score from its windows' scores: mean, max (short events in long "
+                                    "clips), or meanmax (their average)", ["mean", "max", "meanmax"])
+    strategy: str = field("default", "tf.distribute strategy: default (one device), mirrored (every local GPU), "
+                                     "multiworker (several machines, TF_CONFIG), tpu",
+                          ["default", "mirrored", "multiworker", "tpu"])
     seed: int = field(42, "seed for folds, crops and initialisation")
-    workers: int = field(0, "feature-extraction processes; 0 means one per CPU core")
-    work_dir: str = field("work", "root of run outputs: WORK/<dataset>/<model>/fold<K>/")
+    workers: int = field(0, "feature-extraction processes; 0 means one per CPU this process may use")
+    feature_ram_gb: float = field(4.0, "hold features in RAM up to this size; beyond, read them from the cache")
+    work_dir: str = field("work", "root of run outputs: WORK/<dataset>/<name>/fold<K>/")
     cache_dir: str = field("cache", "root of the feature cache")
 
     def feature_key(self) -> str:

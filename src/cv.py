@@ -2,50 +2,56 @@
 
     python -m src.cv --fold 0                  # the built-in demo data when no data is found
     python -m src.cv --fold all --data-dir /kaggle/input/freesound-audio-tagging-2019
-    python -m src.cv --fold 2 --resume         # continue an interrupted fold
+    python -m src.cv --fold 2 --resume         # continue an interrupted (or time-limited) fold
+    python -m src.cv --fold all --n-mels 64 --name cnn64   # a variant, kept as its own run
 
-Outputs: work/<dataset>/<name>/fold<K>/ (name: --name, default the model; see src/training.py).
-The last line printed is 'fold K lwlrap 0.xxxx'; with --fold all, the out-of-fold lwlrap over
-every fold follows.
+Outputs: work/<dataset>/<name>/fold<K>/ (name: --name, default the model); a fold being trained
+lives in fold<K>.partial/ and replaces fold<K>/ only once finished. The last line printed is
+'fold K lwlrap 0.xxxx'; with --fold all, the out-of-fold lwlrap over every fold follows.
 """
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
-import pandas as pd
 
 from . import data as fat_data
-from .kit import configio
 from .config import FatConfig
+from .kit import configio, runs
 from .kit.errors import KitError, cli
 from .kit.metrics import lwlrap
 from .training import fold_dir, train_fold
 
 
 def oof_lwlrap(cfg: FatConfig, data: fat_data.FatData, folds: list[int]) -> float:
-    oof = pd.concat([pd.read_csv(os.path.join(fold_dir(cfg, data.name, k), "oof.csv")) for k in folds])
-    truth = fat_data.label_matrix(data.curated.set_index("fname").loc[oof["fname"]].reset_index(), data.labels)
-    return lwlrap(truth, oof[data.labels].to_numpy())
+    oof = runs.read_oof([runs.Fold(cfg.run_name, k, fold_dir(cfg, data.name, k), {}, {}) for k in folds])
+    return lwlrap(fat_data.truth(data, oof.index.tolist()), oof[data.labels].to_numpy())
+
+
+def parse_folds(text: str, n_folds: int) -> list[int]:
+    if text == "all":
+        return list(range(n_folds))
+    try:
+        k = int(text)
+    except ValueError:
+        raise KitError(f"--fold {text!r}: expected a fold number or 'all'") from None
+    if not 0 <= k < n_folds:
+        raise KitError(f"--fold {k}: folds are 0-{n_folds - 1} (--n-folds {n_folds})")
+    return [k]
 
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m src.cv", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m src.cv", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fold", default="0", help="fold index, or 'all' (default: 0)")
-    ap.add_argument("--resume", action="store_true", help="continue from the fold's last finished epoch")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the fold from its last finished epoch (flags given now override its config)")
     configio.add_config_args(ap, FatConfig)
     args = ap.parse_args(argv)
     cfg = configio.from_args(FatConfig, args)
     data = fat_data.load(cfg)
-    if args.fold == "all":
-        folds = list(range(cfg.n_folds))
-    else:
-        try:
-            folds = [int(args.fold)]
-        except ValueError:
-            raise KitError(f"--fold {args.fold}: expected a fold number or 'all'") from None
+    folds = parse_folds(args.fold, cfg.n_folds)
     overrides = configio.given(FatConfig, args)
     results = [train_fold(cfg, data, k, resume=args.resume, overrides=overrides) for k in folds]
     for r in results:

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from .kit import atomic
+
 SR = 44100
 VERSION = "1"   # bump when the generator changes, so old demo folders are rebuilt
 
@@ -127,10 +129,16 @@ def _label_sets(rng, singles_per_label: int, mixtures: int) -> list[list[str]]:
 
 
 def generate(out: str, seed: int = 0) -> None:
-    """Write the demo layout to `out` (replaced) and its answers to `out.solution.csv`."""
+    """Write the demo layout to `out` and its answers to `out.solution.csv`.
+
+    Built in a private temporary folder and renamed into place, so two first runs at once do not
+    delete each other's files: the second one to finish finds the demo there and drops its copy.
+    """
     rng = np.random.default_rng(seed)
-    tmp = out.rstrip("/") + ".partial"
-    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    atomic.clean_stale(os.path.dirname(out))
+    tmp = atomic.temp_name(out)
+    os.remove(tmp)
     for sub in ("train_curated", "train_noisy", "test"):
         os.makedirs(os.path.join(tmp, sub))
 
@@ -165,20 +173,26 @@ def generate(out: str, seed: int = 0) -> None:
     sol.insert(0, "fname", fnames)
     with open(os.path.join(tmp, "VERSION"), "w") as f:
         f.write(VERSION)
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
-    sol.to_csv(out.rstrip("/") + ".solution.csv", index=False)
+    atomic.write_csv(out.rstrip("/") + ".solution.csv", sol)
+    if _version(out) == VERSION:            # another process finished first: keep its copy
+        shutil.rmtree(tmp)
+        return
+    atomic.replace_dir(tmp, out)
+
+
+def _version(out: str) -> str | None:
+    try:
+        with open(os.path.join(out, "VERSION")) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def ensure(out: str = os.path.join("data", "demo-fat2019")) -> str:
     """The demo folder, generated on first use (or when the generator changed)."""
     out = os.path.abspath(out)
-    try:
-        with open(os.path.join(out, "VERSION")) as f:
-            if f.read().strip() == VERSION:
-                return out
-    except OSError:
-        pass
+    if _version(out) == VERSION:
+        return out
     print(f"data: generating the built-in demo dataset in {out} ...", flush=True)
     generate(out)
     return out

@@ -1,10 +1,25 @@
-"""Networks for log-mel crops. Built from stock Keras layers only, so a saved `.keras` file
-loads anywhere (a Kaggle kernel included) without custom objects."""
+"""Networks for log-mel crops.
+
+Every model is one flat functional graph of stock Keras layers (no model nested in a model):
+weights saved by one Keras version then load by layer into the same graph rebuilt by another
+(how the Kaggle kernels load them), which nested containers do not guarantee.
+"""
 from __future__ import annotations
 
+import glob
 import os
 
+import numpy as np
+
 from .config import FatConfig
+from .kit.errors import KitError
+
+VGG_BLOCKS = 5
+IMAGENET_BGR_MEAN = [103.939, 116.779, 123.68]    # keras.applications.vgg19.preprocess_input ('caffe')
+NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+# Scale of the delta channels so their spread matches the log-mel's (measured on real clips:
+# the log-mel's std is about 0.35, its deltas' about 0.035 and delta-deltas' about 0.012).
+DELTA_SCALES = (10.0, 30.0)
 
 
 def conv_block(x, filters: int, pool: bool = True):
@@ -37,38 +52,124 @@ def cnn(cfg: FatConfig, n_labels: int):
     return keras.Model(inp, out, name="cnn")
 
 
-def vgg19(cfg: FatConfig, n_labels: int, weights: str | None = None):
-    """Keras' VGG19 body on the grey log-mel repeated to 3 channels, with a fresh head.
+def find_vgg_weights(spec: str) -> str | None:
+    """The VGG19 body weights file for `--weights` (a path, 'imagenet', 'none' or '' = search):
+    $VGG19_WEIGHTS, then the Keras cache, then any /kaggle/input/*/ folder. None = random init."""
+    if spec == "none":
+        return None
+    if spec and spec != "imagenet":
+        return spec
+    candidates = [os.environ.get("VGG19_WEIGHTS", "")]
+    keras_home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    candidates.append(os.path.join(keras_home, "models", NOTOP_FILE))
+    candidates += sorted(glob.glob(os.path.join("/kaggle/input", "*", "**", NOTOP_FILE), recursive=True))
+    found = next((c for c in candidates if c and os.path.isfile(c)), None)
+    if found:
+        return found
+    if spec == "imagenet":
+        return "imagenet"          # keras downloads it (needs internet)
+    raise KitError(f"--model vgg19 needs ImageNet weights for its body and none were found: put "
+                   f"{NOTOP_FILE} in {os.path.join(keras_home, 'models')}, or name it with --weights PATH or "
+                   f"VGG19_WEIGHTS, or attach it as a Kaggle dataset (searched /kaggle/input/*/); "
+                   f"'--weights imagenet' downloads it where there is internet; '--weights none' trains "
+                   f"from random weights on purpose")
 
-    Weights: a local file (e.g. a Kaggle dataset's vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5),
-    since kernels run offline; `VGG19_WEIGHTS` names it when `weights` is not given. Without one the
-    body starts from random weights, said aloud.
+
+def _vgg_body_weights(path: str, shape: tuple[int, int, int]):
+    """The weights of Keras' VGG19 without top from `path`, checked: a clear error for a
+    missing file, a file that is not HDF5, or one whose shapes do not fit."""
+    import keras
+
+    if path == "imagenet":
+        return keras.applications.VGG19(include_top=False, weights="imagenet", input_shape=shape)
+    if not os.path.isfile(path):
+        raise KitError(f"--weights {path}: file not found (expected a Keras VGG19 no-top weights file, "
+                       f"e.g. {NOTOP_FILE})")
+    with open(path, "rb") as f:
+        if f.read(8) != b"\x89HDF\r\n\x1a\n":
+            raise KitError(f"--weights {path}: not an HDF5 file (expected a Keras .h5 / .weights.h5 file "
+                           f"of VGG19 without its top)")
+    body = keras.applications.VGG19(include_top=False, weights=None, input_shape=shape)
+    try:
+        body.load_weights(path)
+    except Exception as e:  # noqa: BLE001 - Keras raises ValueError/KeyError/TypeError for a file of another model
+        raise KitError(f"--weights {path}: does not fit VGG19 without top ({e.__class__.__name__}: "
+                       f"{str(e).strip()[:200]})") from None
+    return body
+
+
+def vgg19(cfg: FatConfig, n_labels: int, weights: str | None = None):
+    """Keras' VGG19 body on the log-mel as a 3-channel image (repeated, or log-mel + deltas),
+    scaled as its ImageNet weights expect ('caffe': 0-255, BGR means subtracted), frozen unless
+    --unfreeze; global mean + max pooling and a dense head with dropout; sigmoid per label.
+
+    `weights`: a file or 'imagenet' (copied into the body), None (random init). The body's
+    layers are part of the flat graph (built on our tensor), not a nested model.
     """
     import keras
     from keras import layers
 
-    weights = weights or os.environ.get("VGG19_WEIGHTS")
-    if weights and not os.path.isfile(weights):
-        from .kit.errors import KitError
-        raise KitError(f"VGG19 weights {weights}: file not found")
-    if not weights:
-        print("model: VGG19 without pretrained weights (set VGG19_WEIGHTS to a notop .h5 file)", flush=True)
     inp = keras.Input((cfg.n_features, cfg.crop_frames, 1), name="logmel")
-    x = layers.Concatenate()([inp, inp, inp])
-    body = keras.applications.VGG19(include_top=False, weights=None,
-                                    input_shape=(cfg.n_features, cfg.crop_frames, 3))
-    if weights:
-        body.load_weights(weights)
-    x = body(x)
-    x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
+    if cfg.vgg_input == "deltas":
+        kernel = np.array([-2, -1, 0, 1, 2], np.float32).reshape(1, 5, 1, 1) / 10.0   # delta, N=2
+        delta = layers.Conv2D(1, (1, 5), padding="same", use_bias=False, trainable=False, name="delta")
+        delta2 = layers.Conv2D(1, (1, 5), padding="same", use_bias=False, trainable=False, name="delta2")
+        d1 = delta(inp)
+        d2 = delta2(d1)
+        delta.set_weights([kernel])
+        delta2.set_weights([kernel])
+        d1 = layers.Rescaling(DELTA_SCALES[0], name="delta_scale")(d1)
+        d2 = layers.Rescaling(DELTA_SCALES[1], name="delta2_scale")(d2)
+        x = layers.Concatenate(name="channels")([inp, d1, d2])
+    else:
+        x = layers.Concatenate(name="channels")([inp, inp, inp])
+    x = layers.Rescaling(127.5, offset=127.5, name="to_pixels")(x)            # [-1, 1] -> [0, 255]
+    x = layers.Normalization(mean=IMAGENET_BGR_MEAN, variance=[1.0, 1.0, 1.0], name="imagenet_mean")(x)
+    body = keras.applications.VGG19(include_top=False, weights=None, input_tensor=x)
+    if weights is not None:
+        src = _vgg_body_weights(weights, (cfg.n_features, cfg.crop_frames, 3))
+        for layer in src.layers:
+            if layer.weights:
+                body.get_layer(layer.name).set_weights(layer.get_weights())
+    for layer in body.layers:
+        if layer.name.startswith("block"):
+            layer.trainable = False
+    x = layers.Concatenate(name="pool")([layers.GlobalAveragePooling2D()(body.output),
+                                         layers.GlobalMaxPooling2D()(body.output)])
+    x = layers.Dropout(cfg.dropout)(x)
+    x = layers.Dense(256, activation="relu", name="head")(x)
     x = layers.Dropout(cfg.dropout)(x)
     out = layers.Dense(n_labels, activation="sigmoid", name="labels")(x)
     return keras.Model(inp, out, name="vgg19")
 
 
-def build(cfg: FatConfig, n_labels: int):
+def unfreeze(model, n_blocks: int) -> list[str]:
+    """Make the last `n_blocks` VGG19 conv blocks trainable; returns their layer names."""
+    if not 0 <= n_blocks <= VGG_BLOCKS:
+        raise KitError(f"--unfreeze {n_blocks}: VGG19 has {VGG_BLOCKS} conv blocks")
+    blocks = {f"block{b}_" for b in range(VGG_BLOCKS - n_blocks + 1, VGG_BLOCKS + 1)} if n_blocks else set()
+    names = []
+    for layer in model.layers:
+        if layer.name.startswith("block"):
+            layer.trainable = layer.name[:7] in blocks
+            if layer.trainable and layer.weights:
+                names.append(layer.name)
+    return names
+
+
+def build(cfg: FatConfig, n_labels: int, pretrained: bool = False):
+    """The network of `cfg`. `pretrained`: load the VGG19 body's ImageNet weights (training);
+    prediction rebuilds the graph and loads the fold's own weights instead."""
     if cfg.model == "cnn":
         return cnn(cfg, n_labels)
     if cfg.model == "vgg19":
-        return vgg19(cfg, n_labels)
+        return vgg19(cfg, n_labels, find_vgg_weights(cfg.weights) if pretrained else None)
     raise ValueError(f"unknown model {cfg.model!r}")
+
+
+def loss(cfg: FatConfig):
+    """The training loss; see losses.NoisyBCE (imported here: it starts Keras)."""
+    from .losses import NoisyBCE
+
+    return NoisyBCE(kind=cfg.noisy_loss if cfg.noisy == "weighted" else "bce", beta=cfg.noisy_beta,
+                    label_smoothing=cfg.label_smoothing)

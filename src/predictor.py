@@ -1,4 +1,4 @@
-"""Whole-clip scores: every window of every clip, batched across clips, averaged per clip."""
+"""Whole-clip scores: every window of every clip, batched across clips, aggregated per clip."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,20 +6,21 @@ from tqdm import tqdm
 
 from .config import FatConfig
 from .datasets import window_chunks
+from .transforms import aggregate_windows
 
 
-def predict_clips(model, feats: list[np.ndarray], cfg: FatConfig, tta: int = 1,
-                  batch_size: int = 256, progress: str | None = None) -> np.ndarray:
-    """(clips, labels) mean of the model's window scores; `tta` shifted window grids."""
+def predict_clips(model, feats, cfg: FatConfig, tta: int = 1, batch_size: int = 256,
+                  progress: str | None = None, window_agg: str | None = None) -> np.ndarray:
+    """(clips, labels) scores: the model's window scores aggregated per clip (`window_agg`,
+    default the config's); `tta` shifted window grids."""
     n_labels = model.output_shape[-1]
-    sums = np.zeros((len(feats), n_labels))
-    counts = np.zeros(len(feats))
-    chunks = window_chunks(feats, cfg, tta)
+    out = np.zeros((len(feats), n_labels), np.float32)
     bar = tqdm(total=len(feats), desc=progress, unit="clip", disable=progress is None)
-    for x, owner in chunks:
+    for x, owner in window_chunks(feats, cfg, tta):
         p = model.predict(x, batch_size=batch_size, verbose=0)
-        np.add.at(sums, owner, p)
-        np.add.at(counts, owner, 1)
-        bar.update(len(np.unique(owner)))
+        clips = np.unique(owner)
+        agg = aggregate_windows(p, owner - clips[0], len(clips), window_agg or cfg.window_agg)
+        out[clips] = agg
+        bar.update(len(clips))
     bar.close()
-    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32)
+    return out

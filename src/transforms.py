@@ -1,21 +1,39 @@
-"""Pure numpy transforms on (features, frames) arrays: crops, windows, SpecAugment, mixup."""
+"""Pure numpy transforms on (features, frames) arrays: crops, windows, SpecAugment, gain, mixup."""
 from __future__ import annotations
 
 import numpy as np
 
+DB_SCALE = 40.0          # features.logmel maps dB to (dB + 40) / 40: one unit is 40 dB
 
-def fit_length(feat: np.ndarray, n: int) -> np.ndarray:
-    """Repeat a clip shorter than `n` frames along time (as audio.pad_to does for samples)."""
+
+def fit_length(feat: np.ndarray, n: int, pad: str = "repeat", rng: np.random.Generator | None = None) -> np.ndarray:
+    """A clip shorter than `n` frames made `n` long: repeated along time (as audio.pad_to does
+    for samples), or placed in silence (the clip's floor value), at a random offset when `rng`
+    is given, else at the start."""
     t = feat.shape[1]
     if t >= n:
         return feat
-    return np.tile(feat, (1, int(np.ceil(n / t))))[:, :n]
+    if pad == "repeat":
+        return np.tile(feat, (1, int(np.ceil(n / t))))[:, :n]
+    if pad != "silence":
+        raise ValueError(f"unknown pad {pad!r}")
+    out = np.full((feat.shape[0], n), feat.min(), dtype=feat.dtype)
+    start = int(rng.integers(0, n - t + 1)) if rng is not None else 0
+    out[:, start:start + t] = feat
+    return out
 
 
-def random_crop(feat: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    feat = fit_length(feat, n)
+def random_crop(feat: np.ndarray, n: int, rng: np.random.Generator, pad: str = "repeat") -> np.ndarray:
+    feat = fit_length(feat, n, pad, rng)
     start = int(rng.integers(0, feat.shape[1] - n + 1))
     return feat[:, start:start + n]
+
+
+def random_gain(x: np.ndarray, max_db: float, rng: np.random.Generator) -> np.ndarray:
+    """Shift a log-mel crop by U(-max_db, max_db) dB. The kit's log-mel is relative to each
+    clip's peak, so a gain on the audio would cancel out; a shift of the dB scale is what a
+    different recording level looks like to the model."""
+    return x + np.float32(rng.uniform(-max_db, max_db) / DB_SCALE)
 
 
 def window_starts(t: int, n: int, hop: int, offset: int = 0) -> list[int]:
@@ -30,9 +48,9 @@ def window_starts(t: int, n: int, hop: int, offset: int = 0) -> list[int]:
     return starts
 
 
-def windows(feat: np.ndarray, n: int, hop: int, tta: int = 1) -> np.ndarray:
+def windows(feat: np.ndarray, n: int, hop: int, tta: int = 1, pad: str = "repeat") -> np.ndarray:
     """(W, features, n) windows covering the clip on `tta` grids shifted by hop / tta."""
-    feat = fit_length(feat, n)
+    feat = fit_length(feat, n, pad)
     starts = sorted({s for k in range(max(tta, 1))
                      for s in window_starts(feat.shape[1], n, hop, offset=round(k * hop / max(tta, 1)))})
     return np.stack([feat[:, s:s + n] for s in starts])
@@ -52,6 +70,25 @@ def spec_augment(x: np.ndarray, rng: np.random.Generator, n_masks: int = 2,
         s = int(rng.integers(0, t - w + 1))
         x[:, s:s + w] = fill
     return x
+
+
+def aggregate_windows(scores: np.ndarray, owner: np.ndarray, n_clips: int, how: str = "mean") -> np.ndarray:
+    """Per-clip scores from window scores (`owner`: each window's clip): the mean, the max
+    (a short event inside a long clip), or the average of the two."""
+    counts = np.bincount(owner, minlength=n_clips).astype(np.float64)
+    mean = np.zeros((n_clips, scores.shape[1]))
+    np.add.at(mean, owner, scores)
+    mean /= np.maximum(counts, 1)[:, None]
+    if how == "mean":
+        return mean
+    mx = np.full((n_clips, scores.shape[1]), -np.inf)
+    np.maximum.at(mx, owner, scores)
+    mx[counts == 0] = 0.0
+    if how == "max":
+        return mx
+    if how == "meanmax":
+        return (mean + mx) / 2
+    raise ValueError(f"unknown window aggregation {how!r}")
 
 
 def mixup(x: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float, rng: np.random.Generator):

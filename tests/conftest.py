@@ -1,7 +1,11 @@
-"""Shared fixtures: a tiny FAT2019 layout and a config small enough for a 2-core CPU."""
+"""Shared fixtures: a tiny FAT2019 layout, configs small enough for a 2-core CPU, and one short
+demo training per competition shared by the tests that need a trained run (learning, kernels)."""
 from __future__ import annotations
 
+import glob
 import os
+import subprocess
+import sys
 import tempfile
 
 os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), "kit-test-keras-home"))
@@ -56,3 +60,53 @@ def tiny(tmp_path, monkeypatch):
     folds/, work/ and cache/ land there."""
     monkeypatch.chdir(tmp_path)
     return write_tiny_layout(str(tmp_path / "fat"))
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def one(pattern: str) -> str:
+    """The single path matching `pattern` (dataset folders carry a hash: work/fat-1a2b3c4d/)."""
+    found = glob.glob(pattern)
+    assert len(found) == 1, (pattern, found)
+    return found[0]
+
+
+def run_module(module: str, *args: str, cwd, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python -m module args` in a fresh process (a kill, a lock, two replicas need one)."""
+    e = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {}))
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=e, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# The demo at a size a 2-core CPU trains in about a minute, still clearly learning.
+FAT_DEMO_FLAGS = ["--sample-rate", "16000", "--n-mels", "32", "--n-fft", "1024", "--hop-length", "256",
+                  "--crop-frames", "64", "--width", "8", "--blocks", "3", "--epochs", "12", "--batch-size", "16"]
+QD_DEMO_FLAGS = ["--model", "cnn", "--raster-size", "32", "--cnn-filters", "8", "--cnn-blocks", "3",
+                 "--per-class", "60", "--epochs", "8", "--min-steps", "0", "--batch-size", "32"]
+
+
+@pytest.fixture(scope="session")
+def fat_demo_run(tmp_path_factory):
+    """src.cv --fold 0 on the built-in FAT2019 demo (generated), in its own folder."""
+    from src import cv
+
+    root = tmp_path_factory.mktemp("fat-demo")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(root)
+    assert cv.main(["--fold", "0", *FAT_DEMO_FLAGS]) == 0
+    mp.undo()
+    return root
+
+
+@pytest.fixture(scope="session")
+def qd_demo_run(tmp_path_factory):
+    """src.quickdraw.cv --fold 0 on the built-in Quick Draw demo, in its own folder."""
+    from src.quickdraw import cv
+
+    root = tmp_path_factory.mktemp("qd-demo")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(root)
+    assert cv.main(["--fold", "0", *QD_DEMO_FLAGS]) == 0
+    mp.undo()
+    return root

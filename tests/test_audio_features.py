@@ -84,13 +84,106 @@ def test_feature_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
     real = features.compute
     monkeypatch.setattr(features, "compute", lambda p, c: calls.append(c.n_mels) or real(p, c))
     f1, failed = features.extract(cfg, "d", "s", str(tmp_path / "a"), ["c.wav"])
-    assert not failed and f1["c.wav"].shape[0] == 32 and f1["c.wav"].dtype == np.float16
+    assert not failed and f1[0].shape[0] == 32 and f1[0].dtype == np.float16 and f1.fnames == ["c.wav"]
     f2, _ = features.extract(cfg, "d", "s", str(tmp_path / "a"), ["c.wav"])
     assert calls == [32]                                                   # second call: read from the cache
-    np.testing.assert_array_equal(f1["c.wav"], f2["c.wav"])
+    np.testing.assert_array_equal(f1[0], f2[0])
     f3, _ = features.extract(cfg.replace(n_mels=16), "d", "s", str(tmp_path / "a"), ["c.wav"])
-    assert calls == [32, 16] and f3["c.wav"].shape[0] == 16                # new parameter: recomputed
+    assert calls == [32, 16] and f3[0].shape[0] == 16                      # new parameter: recomputed
     assert not list((tmp_path / "cache").rglob("*.tmp*"))                  # no temporary files left
+
+
+def test_replaced_clip_is_recomputed_and_extensions_are_kept_apart(tmp_path):
+    sr = 16000
+    d = tmp_path / "a"
+    d.mkdir()
+    sf.write(str(d / "c.wav"), tone(sr, 1.0, 440), sr)
+    sf.write(str(d / "c.flac"), tone(sr, 1.5, 880), sr, format="FLAC")
+    cfg = FatConfig(sample_rate=sr, n_mels=32, n_fft=512, hop_length=160, cache_dir=str(tmp_path / "cache"), workers=1)
+    f1, _ = features.extract(cfg, "d", "s", str(d), ["c.wav", "c.flac"])
+    assert f1[0].shape[1] != f1[1].shape[1]                                # two clips, two entries
+    sf.write(str(d / "c.wav"), tone(sr, 2.0, 440), sr)                     # replaced under the same name
+    f2, _ = features.extract(cfg, "d", "s", str(d), ["c.wav"])
+    assert f2[0].shape[1] > f1[0].shape[1]                                 # recomputed, not served stale
+    entries = sorted(p.name for p in (tmp_path / "cache").rglob("c.wav.*"))
+    assert len(entries) == 1                                               # the stale entry was removed
+
+
+def test_truncated_cache_entry_is_recomputed_not_fatal(tmp_path):
+    sr = 16000
+    (tmp_path / "a").mkdir()
+    sf.write(str(tmp_path / "a" / "c.wav"), tone(sr, 1.0), sr)
+    cfg = FatConfig(sample_rate=sr, n_mels=32, n_fft=512, hop_length=160, cache_dir=str(tmp_path / "cache"), workers=1)
+    f1, _ = features.extract(cfg, "d", "s", str(tmp_path / "a"), ["c.wav"])
+    entry = next((tmp_path / "cache").rglob("c.wav.*.npy"))
+    entry.write_bytes(entry.read_bytes()[:200])                            # as a crash mid-write would leave it
+    f2, failed = features.extract(cfg, "d", "s", str(tmp_path / "a"), ["c.wav"])
+    assert not failed
+    np.testing.assert_array_equal(f1[0], f2[0])
+
+
+def test_non_finite_and_undecodable_clips_get_a_named_outcome(tmp_path):
+    sr = 16000
+    d = tmp_path / "a"
+    d.mkdir()
+    x = tone(sr, 1.0)
+    x[100] = np.nan
+    sf.write(str(d / "nan.wav"), x, sr, subtype="FLOAT")
+    (d / "junk.wav").write_bytes(b"RIFF" + b"\x00" * 40)
+    sf.write(str(d / "ok.wav"), tone(sr, 1.0), sr)
+    cfg = FatConfig(sample_rate=sr, n_mels=32, n_fft=512, hop_length=160, cache_dir=str(tmp_path / "cache"), workers=2)
+    feats, failed = features.extract(cfg, "d", "s", str(d), ["nan.wav", "junk.wav", "ok.wav"])
+    assert feats.fnames == ["ok.wav"]
+    assert "non-finite" in failed["nan.wav"] and "unreadable" in failed["junk.wav"]
+    again, failed2 = features.extract(cfg, "d", "s", str(d), ["nan.wav", "junk.wav", "ok.wav"])
+    assert failed2 == failed                                               # remembered, not retried
+
+
+def test_feature_set_reads_from_disk_beyond_its_ram_budget(tmp_path):
+    sr = 16000
+    (tmp_path / "a").mkdir()
+    for i in range(3):
+        sf.write(str(tmp_path / "a" / f"c{i}.wav"), tone(sr, 1.0 + i, 300 + 100 * i), sr)
+    cfg = FatConfig(sample_rate=sr, n_mels=32, n_fft=512, hop_length=160, cache_dir=str(tmp_path / "cache"), workers=1)
+    ram, _ = features.extract(cfg, "d", "s", str(tmp_path / "a"), ["c0.wav", "c1.wav", "c2.wav"])
+    disk, _ = features.extract(cfg.replace(feature_ram_gb=0), "d", "s", str(tmp_path / "a"), ["c0.wav", "c1.wav", "c2.wav"])
+    assert ram.in_memory and not disk.in_memory
+    for i in range(3):
+        np.testing.assert_array_equal(ram[i], disk[i])
+        np.testing.assert_array_equal(ram.crop(i, 5, 20), disk.crop(i, 5, 20))
+    both = features.FeatureSet.concat([disk.take([2]), ram.take([0])])
+    assert both.fnames == ["c2.wav", "c0.wav"] and list(both.frames) == [ram.frames[2], ram.frames[0]]
+
+
+def test_logmel_equals_librosa_and_blocks_do_not_change_it(monkeypatch):
+    """The kit's own STFT + Slaney mel equals librosa.feature.melspectrogram (which it replaces
+    to avoid numba's minute of compiling), also across block boundaries."""
+    import librosa
+
+    cfg = FatConfig(sample_rate=16000, n_mels=40, n_fft=512, hop_length=160)
+    x = np.random.default_rng(0).normal(size=16000 * 2).astype(np.float32)
+    ref = librosa.feature.melspectrogram(y=x, sr=16000, n_fft=512, hop_length=160, n_mels=40, fmin=cfg.fmin,
+                                         fmax=8000, power=2.0)
+    ours = features.mel_power(x, cfg)
+    np.testing.assert_allclose(ours, ref, rtol=2e-4, atol=1e-6 * ref.max())
+    monkeypatch.setattr(features, "FRAMES_PER_BLOCK", 7)                  # many blocks, odd boundaries
+    np.testing.assert_allclose(features.mel_power(x, cfg), ours, rtol=1e-5, atol=1e-7 * ref.max())
+    np.testing.assert_allclose(features.power_to_db(ref, ref=ref.max()), librosa.power_to_db(ref, ref=np.max),
+                               atol=1e-4)
+
+
+def test_trim_and_resample_match_librosa():
+    import librosa
+
+    from src.audio import resample, trim_silence
+
+    sr = 16000
+    x = np.concatenate([np.zeros(sr), tone(sr, 0.3), 1e-5 * tone(sr, 0.5)]).astype(np.float32)
+    ref, _ = librosa.effects.trim(x, top_db=60, frame_length=2048, hop_length=512)
+    assert len(trim_silence(x, 60)) == len(ref)
+    y = resample(tone(22050, 0.5), 22050, 44100)
+    np.testing.assert_allclose(y, librosa.resample(tone(22050, 0.5), orig_sr=22050, target_sr=44100,
+                                                   res_type="soxr_hq"), atol=1e-6)
 
 
 def test_logmel_range_and_mfcc_shape():

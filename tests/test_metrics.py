@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import label_ranking_average_precision_score
 
-from src.kit.metrics import apk, lwlrap, map_at_k, per_class_lwlrap
+from src.kit.metrics import apk, lwlrap, map_at_k, map_at_k_scores, per_class_lwlrap
 
 
 def test_lwlrap_hand_computed():
@@ -59,3 +59,12 @@ def test_apk_repeated_guess_and_cutoff():
 def test_map_at_k_length_mismatch():
     with pytest.raises(ValueError):
         map_at_k(["a"], [["a"], ["b"]])
+
+
+def test_map_at_k_from_score_matrices_equals_the_list_form():
+    rng = np.random.default_rng(0)
+    scores = rng.random((50, 6))
+    y = rng.integers(0, 6, 50)
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :3]
+    assert map_at_k_scores(np.eye(6)[y], scores) == pytest.approx(map_at_k(list(y), [list(t) for t in top]))
+    assert map_at_k_scores(np.eye(3)[[0, 1]], np.array([[0.9, 0.1, 0.0], [0.5, 0.2, 0.3]])) == pytest.approx((1 + 1 / 3) / 2)

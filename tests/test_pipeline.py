@@ -1,27 +1,31 @@
-"""End to end on a tiny layout: folds, training, resume, prediction, and every bad-input case."""
+"""FAT2019 end to end on a tiny layout: folds, training, resume, prediction, and every bad-input case."""
+import glob
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 
-from conftest import TINY_FLAGS, TINY_LABELS
+from conftest import TINY_FLAGS, TINY_LABELS, one, run_module
 from src import cv, folds, predict, score
 from src.config import FatConfig, KNOWN_BAD_CLIPS
 from src.data import label_matrix
+from src.kit.errors import KitWarning
 
 
 def run_cv(*extra):
     return cv.main(["--data-dir", "fat", *TINY_FLAGS, *extra])
 
 
+def fold(run="cnn", k=0):
+    return one(f"work/fat-*/{run}/fold{k}")
+
+
 def test_folds_are_stratified_disjoint_and_curated_only(tiny):
     assert folds.main(["--data-dir", "fat", "--n-folds", "3"]) == 0
-    f = pd.read_csv("folds/fat.csv")
+    f = pd.read_csv(one("folds/fat-*.csv"))
     cur = pd.read_csv("fat/train_curated.csv")
     noisy = pd.read_csv("fat/train_noisy.csv")
     assert sorted(f["fname"]) == sorted(cur["fname"])                     # every curated clip exactly once
@@ -39,28 +43,32 @@ def test_make_folds_is_deterministic():
 
 
 def test_train_predict_score_and_resume(tiny, capsys):
-    assert run_cv("--fold", "0", "--use-noisy") == 0
+    assert run_cv("--fold", "0", "--noisy", "weighted") == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1].startswith("fold 0 lwlrap ")
-    d = "work/fat/cnn/fold0"
-    for name in ("best.keras", "last.keras", "config.json", "history.csv", "oof.csv", "metrics.json"):
+    d = fold()
+    for name in ("best.keras", "best.weights.h5", "last.keras", "config.json", "history.csv", "history.png",
+                 "oof.csv", "metrics.json", "state.json", "per_label.png"):
         assert os.path.exists(os.path.join(d, name)), name
+    assert not os.path.exists(d + ".partial") and not os.path.exists(d + ".lock")
     cfg = json.load(open(os.path.join(d, "config.json")))
-    assert cfg["n_mels"] == 32 and cfg["use_noisy"] is True
+    assert cfg["n_mels"] == 32 and cfg["noisy"] == "weighted" and cfg["labels"] == TINY_LABELS
+    assert len(cfg["folds_sha1"]) == 40
     oof = pd.read_csv(os.path.join(d, "oof.csv"))
-    fold_of = pd.read_csv("folds/fat.csv").set_index("fname")["fold"]
+    fold_of = pd.read_csv(one("folds/fat-*.csv")).set_index("fname")["fold"]
     assert (oof["fname"].map(fold_of) == 0).all()                         # only held-out curated clips scored
     assert len(oof) == (fold_of == 0).sum()
     m = json.load(open(os.path.join(d, "metrics.json")))
     assert m["n_noisy"] == 6 and m["epochs_run"] == 2
     assert float(out[-1].split()[-1]) == pytest.approx(m["val_lwlrap"], abs=1e-4)
 
-    # resume: two more epochs continue from epoch 2, keeping the history
-    assert run_cv("--fold", "0", "--use-noisy", "--resume", "--epochs", "4") == 0
+    # resume: two more epochs continue from epoch 2, keeping the history (epochs numbered from 1)
+    assert run_cv("--fold", "0", "--resume", "--epochs", "4") == 0
     assert "resuming after epoch 2" in capsys.readouterr().out
     h = pd.read_csv(os.path.join(d, "history.csv"))
-    assert h["epoch"].tolist() == [0, 1, 2, 3]
+    assert h["epoch"].tolist() == [1, 2, 3, 4]
     assert json.load(open(os.path.join(d, "metrics.json")))["epochs_run"] == 4
+    assert json.load(open(os.path.join(d, "config.json")))["noisy"] == "weighted"   # the saved config, flags on top
     assert run_cv("--fold", "0", "--resume", "--epochs", "4") == 0                # finished: nothing to do
     assert "already finished" in capsys.readouterr().out
 
@@ -73,26 +81,28 @@ def test_train_predict_score_and_resume(tiny, capsys):
     vals = sub[TINY_LABELS].to_numpy()
     assert np.isfinite(vals).all() and vals.min() >= 0 and vals.max() <= 1
 
-    # local scoring against answers
+    # local scoring against answers, with Kaggle's Usage column
     sol = sample.copy()
     sol[TINY_LABELS] = 0
     for i, f in enumerate(sol["fname"]):
         sol.loc[i, TINY_LABELS[int(f[2:8]) % 3]] = 1
+    sol["Usage"] = ["Public", "Private"] * (len(sol) // 2)
     sol.to_csv("sol.csv", index=False)
     capsys.readouterr()
     assert score.main(["submissions/submission.csv", "sol.csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1].startswith("lwlrap ") and "label" in lines[0]
+    assert any(l.startswith("Public: lwlrap") for l in lines) and any(l.startswith("Private: lwlrap") for l in lines)
 
 
 def test_resume_drops_history_rows_after_the_saved_state(tiny, capsys):
     assert run_cv("--fold", "1", "--epochs", "2") == 0
-    d = "work/fat/cnn/fold1"
+    d = fold(k=1)
     state = json.load(open(os.path.join(d, "state.json")))
-    state.update(epoch=0, done=False)                                     # as if killed during epoch 2
+    state.update(epoch=1, done=False)                                     # as if killed during epoch 2
     json.dump(state, open(os.path.join(d, "state.json"), "w"))
     assert run_cv("--fold", "1", "--resume") == 0
-    assert pd.read_csv(os.path.join(d, "history.csv"))["epoch"].tolist() == [0, 1]
+    assert pd.read_csv(os.path.join(d, "history.csv"))["epoch"].tolist() == [1, 2]
 
 
 def test_missing_training_files_stop_before_training(tiny, capsys):
@@ -102,7 +112,7 @@ def test_missing_training_files_stop_before_training(tiny, capsys):
     assert run_cv("--fold", "0") == 2
     err = capsys.readouterr().err
     assert "3 clip(s) listed in the CSV are missing" in err and cur["fname"][0] in err
-    assert not os.path.exists("work/fat/cnn/fold0")                       # nothing trained, nothing written
+    assert not glob.glob("work/*/cnn/*")                                   # nothing trained, nothing written
 
 
 def test_missing_files_list_is_capped_at_20(tiny, capsys):
@@ -123,19 +133,46 @@ def test_unknown_label_names_file_and_label(tiny, capsys):
     assert "train_curated.csv" in err and "Not_a_label" in err
 
 
+@pytest.mark.parametrize("edit, message", [
+    (lambda: _rewrite("fat/sample_submission.csv", lambda t: t.replace("fname,Bass_drum,Buzz,Cricket",
+                                                                       "fname,Bass_drum,Buzz,Buzz", 1)),
+     "duplicate column(s) Buzz"),
+    (lambda: _rewrite("fat/train_curated.csv", lambda t: t + t.splitlines()[1] + "\n"), "1 duplicate fname(s)"),
+    (lambda: _rewrite("fat/train_curated.csv", lambda t: t.replace("cu000000.wav", "../../etc/passwd")),
+     "not plain file names"),
+    (lambda: _rewrite("fat/train_noisy.csv", lambda t: t.replace("no000000.wav", "/tmp/x.wav")),
+     "not plain file names"),
+])
+def test_csv_hygiene_names_the_file_and_the_values(tiny, capsys, edit, message):
+    edit()
+    assert run_cv("--fold", "0") == 2
+    err = capsys.readouterr().err
+    assert message in err and "fat/" in err
+
+
+def _rewrite(path, change):
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(change(text))
+
+
 def test_unusable_training_clips_are_skipped_and_counted(tiny, capsys):
     cur = pd.read_csv("fat/train_curated.csv")
-    junk, empty, silent = cur["fname"][3], cur["fname"][4], cur["fname"][5]
+    junk, empty, silent, nan = cur["fname"][3], cur["fname"][4], cur["fname"][5], cur["fname"][6]
     open(os.path.join("fat/train_curated", junk), "wb").write(b"garbage")
     sf.write(os.path.join("fat/train_curated", empty), np.zeros(0, np.float32), 16000)
     sf.write(os.path.join("fat/train_curated", silent), np.zeros(16000, np.float32), 16000)
-    with pytest.warns(UserWarning) as rec:
+    x = np.random.default_rng(0).normal(size=16000).astype(np.float32)
+    x[5] = np.inf
+    sf.write(os.path.join("fat/train_curated", nan), x, 16000, subtype="FLOAT")
+    with pytest.warns(KitWarning) as rec:
         assert run_cv("--fold", "all", "--epochs", "1") == 0
     text = " ".join(str(w.message) for w in rec)
-    for f, why in [(junk, "unreadable"), (empty, "empty"), (silent, "silent")]:
+    for f, why in [(junk, "unreadable"), (empty, "empty"), (silent, "silent"), (nan, "non-finite")]:
         assert f in text and why in text
     for k in range(3):                                                     # each fold's summary counts them
-        assert set(json.load(open(f"work/fat/cnn/fold{k}/metrics.json"))["skipped_clips"]) == {junk, empty, silent}
+        assert set(json.load(open(os.path.join(fold(k=k), "metrics.json")))["skipped_clips"]) == {junk, empty, silent, nan}
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("oof lwlrap ")
 
 
@@ -155,33 +192,104 @@ def test_unreadable_test_clip_gets_label_frequencies(tiny, capsys):
     sample = pd.read_csv("fat/sample_submission.csv")
     bad = sample["fname"][1]
     open(os.path.join("fat/test", bad), "wb").write(b"garbage")
-    with pytest.warns(UserWarning, match=bad):
+    with pytest.warns(KitWarning, match=bad):
         assert predict.main(["--data-dir", "fat"]) == 0
     sub = pd.read_csv("submissions/submission.csv")
     assert sub["fname"].tolist() == sample["fname"].tolist()
     np.testing.assert_allclose(sub.loc[1, TINY_LABELS].to_numpy(dtype=float), [1 / 3] * 3, atol=1e-6)
 
 
+def test_missing_test_files_stop_predict_unless_allowed(tiny, capsys):
+    assert run_cv("--fold", "0", "--epochs", "1") == 0
+    sample = pd.read_csv("fat/sample_submission.csv")
+    os.remove(os.path.join("fat/test", sample["fname"][2]))
+    capsys.readouterr()
+    assert predict.main(["--data-dir", "fat"]) == 2
+    err = capsys.readouterr().err
+    assert "1 of the 4 test clips" in err and sample["fname"][2] in err and "--allow-missing" in err
+    assert not os.path.exists("submissions/submission.csv")
+    with pytest.warns(KitWarning, match="missing"):
+        assert predict.main(["--data-dir", "fat", "--allow-missing"]) == 0
+    sub = pd.read_csv("submissions/submission.csv")
+    np.testing.assert_allclose(sub.loc[2, TINY_LABELS].to_numpy(dtype=float), [1 / 3] * 3, atol=1e-6)
+    sample.iloc[:0].to_csv("fat/sample_submission.csv", index=False)
+    assert predict.main(["--data-dir", "fat"]) == 2
+    assert "lists no test clips" in capsys.readouterr().err
+
+
 def test_predict_without_training_is_a_clear_error(tiny, capsys):
     assert predict.main(["--data-dir", "fat"]) == 2
-    assert "run python -m src.cv first" in capsys.readouterr().err
+    assert "python -m src.cv" in capsys.readouterr().err
 
 
-def test_mirrored_strategy_trains_on_two_cpu_replicas(tiny):
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    r = subprocess.run([sys.executable, "-m", "src.cv", "--data-dir", "fat", *TINY_FLAGS, "--fold", "0",
-                        "--epochs", "1", "--strategy", "mirrored"], capture_output=True, text=True, env=env)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "MirroredStrategy over 2 device(s)" in r.stdout
-    assert r.stdout.strip().splitlines()[-1].startswith("fold 0 lwlrap ")
+def test_predict_trusts_only_finished_runs_that_match_the_data(tiny, capsys):
+    """Left out, each named once: a smoke run's unfinished fold, a run on other labels, a run on
+    an older folds file; --strict refuses instead. A reordered sample_submission is aligned by name."""
+    assert run_cv("--fold", "all", "--epochs", "1") == 0
+    assert run_cv("--fold", "0", "--epochs", "1", "--name", "other") == 0
+    assert run_cv("--fold", "0", "--epochs", "1", "--name", "smoke") == 0
+    os.rename(fold("smoke"), fold("smoke") + ".partial")                  # as if still training / killed
+    cfg_path = os.path.join(fold("other"), "config.json")
+    c = json.load(open(cfg_path))
+    c["labels"] = ["Bass_drum", "Buzz", "Owl"]
+    json.dump(c, open(cfg_path, "w"))
+    capsys.readouterr()
+    with pytest.warns(KitWarning) as rec:
+        assert predict.main(["--data-dir", "fat"]) == 0
+    text = " ".join(str(w.message) for w in rec)
+    assert "smoke/fold0.partial (unfinished" in text and "other/fold0 (trained on other labels" in text
+    out = capsys.readouterr().out
+    assert "predict: cnn: 3 fold(s)" in out and "1 run(s), 3 fold(s)" in out
+    base = pd.read_csv("submissions/submission.csv").set_index("fname")
+    assert predict.main(["--data-dir", "fat", "--strict"]) == 2
+    assert "--strict" in capsys.readouterr().err
+
+    # labels are aligned by name: a sample_submission with its label columns in another order
+    # (another dataset name, since the label columns define it: the runs are moved there by hand)
+    from src import data as fat_data
+
+    old = one("work/fat-*")
+    _rewrite("fat/sample_submission.csv", lambda t: "\n".join(
+        ",".join([r.split(",")[0]] + r.split(",")[1:][::-1]) for r in t.strip().splitlines()) + "\n")
+    name = fat_data.load(FatConfig(data_dir="fat")).name
+    assert name != os.path.basename(old)
+    os.rename(old, os.path.join("work", name))
+    os.rename(one("folds/fat-*.csv"), os.path.join("folds", name + ".csv"))
+    assert predict.main(["--data-dir", "fat", "--models", "cnn", "--out", "reordered.csv"]) == 0
+    moved = pd.read_csv("reordered.csv").set_index("fname")
+    assert list(moved.columns) == TINY_LABELS[::-1]
+    np.testing.assert_allclose(moved[TINY_LABELS].to_numpy(), base[TINY_LABELS].to_numpy(), atol=1e-6)
+
+
+def test_runs_on_an_older_folds_file_are_left_out(tiny, capsys):
+    assert run_cv("--fold", "0", "--epochs", "1") == 0
+    assert folds.main(["--data-dir", "fat", "--n-folds", "3", "--seed", "7"]) == 0   # rebuilt: another split
+    assert run_cv("--fold", "1", "--epochs", "1", "--name", "new") == 0
+    capsys.readouterr()
+    with pytest.warns(KitWarning, match=r"cnn \(trained on another folds file"):
+        assert predict.main(["--data-dir", "fat"]) == 0
+    assert "predict: new: 1 fold(s)" in capsys.readouterr().out
 
 
 def test_config_flags_and_help():
     cfg = FatConfig()
-    assert cfg.sample_rate == 44100 and cfg.n_mels == 128 and cfg.hop_length == 347 and cfg.fmin == 20
+    assert cfg.sample_rate == 44100 and cfg.hop_length == 347 and cfg.fmin == 20
     with pytest.raises(SystemExit) as e:
         cv.main(["--help"])
     assert e.value.code == 0
+
+
+def test_bad_choices_are_refused_by_the_cli(capsys):
+    for flag in (["--noisy", "most"], ["--noisy-loss", "mse"], ["--vgg-input", "rgb"], ["--window-agg", "median"]):
+        with pytest.raises(SystemExit) as e:
+            cv.main(flag)
+        assert e.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_noisy_finetune_without_noisy_clips_is_refused(tiny, capsys):
+    pd.DataFrame(columns=["fname", "labels"]).to_csv("fat/train_noisy.csv", index=False)
+    assert run_cv("--fold", "0", "--noisy", "finetune") == 2
+    assert "--noisy finetune" in capsys.readouterr().err
 
 
 def test_fold_file_with_another_fold_count_is_refused(tiny, capsys):
@@ -194,17 +302,40 @@ def test_named_runs_with_other_features_ensemble(tiny, capsys):
     """Two runs of the CNN (one with 16 mels under --name) blend in one submission; --models picks."""
     assert run_cv("--fold", "all", "--epochs", "1") == 0
     assert run_cv("--fold", "all", "--epochs", "1", "--n-mels", "16", "--name", "cnn16") == 0
-    assert os.path.exists("work/fat/cnn16/fold2/best.keras")
-    assert json.load(open("work/fat/cnn16/fold0/config.json"))["n_mels"] == 16
+    assert os.path.exists(os.path.join(fold("cnn16", 2), "best.weights.h5"))
+    assert json.load(open(os.path.join(fold("cnn16"), "config.json")))["n_mels"] == 16
     capsys.readouterr()
     assert predict.main(["--data-dir", "fat"]) == 0
     out = capsys.readouterr().out
     assert "predict: cnn: 3 fold(s)" in out and "predict: cnn16: 3 fold(s)" in out
-    assert "2 model(s), 6 fold(s)" in out
+    assert "2 run(s), 6 fold(s)" in out
     report = next(l for l in out.splitlines() if "out-of-fold lwlrap" in l)
     assert "cnn " in report and "cnn16 " in report and "blend " in report
     both = pd.read_csv("submissions/submission.csv")
     assert predict.main(["--data-dir", "fat", "--models", "cnn16", "--out", "one.csv"]) == 0
-    one = pd.read_csv("one.csv")
-    assert one["fname"].tolist() == both["fname"].tolist()
-    assert not np.allclose(one[TINY_LABELS].to_numpy(), both[TINY_LABELS].to_numpy())
+    one_ = pd.read_csv("one.csv")
+    assert one_["fname"].tolist() == both["fname"].tolist()
+    assert not np.allclose(one_[TINY_LABELS].to_numpy(), both[TINY_LABELS].to_numpy())
+
+
+def test_the_model_learns_on_the_demo(fat_demo_run):
+    """A short demo training clearly beats the label prior: fails if training silently does nothing."""
+    from src import data as fat_data
+    from src.kit.metrics import lwlrap
+
+    m = json.load(open(one(str(fat_demo_run / "work/demo-fat2019-*/cnn/fold0/metrics.json"))))
+    oof = pd.read_csv(one(str(fat_demo_run / "work/demo-fat2019-*/cnn/fold0/oof.csv")))
+    cur = pd.read_csv(str(fat_demo_run / "data/demo-fat2019/train_curated.csv")).set_index("fname")
+    labels = list(oof.columns[1:])
+    y = fat_data.label_matrix(cur.loc[oof["fname"]].reset_index(), labels)
+    prior = lwlrap(y, np.tile(y.mean(axis=0), (len(y), 1)))
+    assert m["val_lwlrap"] == pytest.approx(lwlrap(y, oof[labels].to_numpy()), abs=1e-6)
+    assert m["val_lwlrap"] > prior + 0.25, (m["val_lwlrap"], prior)
+
+
+def test_mirrored_strategy_trains_on_two_cpu_replicas(tiny):
+    r = run_module("src.cv", "--data-dir", "fat", *TINY_FLAGS, "--fold", "0", "--epochs", "1", "--strategy", "mirrored",
+                   cwd=".")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "MirroredStrategy over 2 device(s)" in r.stdout
+    assert r.stdout.strip().splitlines()[-1].startswith("fold 0 lwlrap ")

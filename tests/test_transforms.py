@@ -1,7 +1,7 @@
 import numpy as np
 
 from src import transforms
-from src.ensemble import weighted_mean
+from src.kit.runs import fold_mean, weighted_mean
 
 
 def test_window_starts_cover_the_clip():
@@ -52,3 +52,31 @@ def test_weighted_mean():
     a, b = np.zeros((2, 2)), np.ones((2, 2))
     np.testing.assert_allclose(weighted_mean([a, b]), 0.5)
     np.testing.assert_allclose(weighted_mean([a, b], [1, 3]), 0.75)
+
+
+def test_geometric_fold_mean_rewards_agreement():
+    a, b = np.array([[0.9, 0.5]]), np.array([[0.1, 0.5]])
+    np.testing.assert_allclose(fold_mean([a, b], "geo"), [[0.3, 0.5]])       # sqrt(0.09) = 0.3
+    np.testing.assert_allclose(fold_mean([a, b], "mean"), [[0.5, 0.5]])
+
+
+def test_silence_padding_places_the_clip_in_the_floor_value():
+    feat = np.array([[1.0, 2.0], [3.0, 4.0]])
+    out = transforms.fit_length(feat, 5, "silence")
+    np.testing.assert_array_equal(out, [[1, 2, 1, 1, 1], [3, 4, 1, 1, 1]])    # floor = the clip's minimum
+    moved = transforms.fit_length(feat, 5, "silence", np.random.default_rng(3))
+    assert moved.shape == (2, 5) and (moved == 1).sum() == 6 + (feat == 1).sum()
+
+
+def test_window_aggregation_mean_max_meanmax():
+    scores = np.array([[0.2, 0.9], [0.4, 0.1], [0.5, 0.5]])
+    owner = np.array([0, 0, 1])
+    np.testing.assert_allclose(transforms.aggregate_windows(scores, owner, 2, "mean"), [[0.3, 0.5], [0.5, 0.5]])
+    np.testing.assert_allclose(transforms.aggregate_windows(scores, owner, 2, "max"), [[0.4, 0.9], [0.5, 0.5]])
+    np.testing.assert_allclose(transforms.aggregate_windows(scores, owner, 2, "meanmax"), [[0.35, 0.7], [0.5, 0.5]])
+
+
+def test_random_gain_shifts_the_db_scale():
+    x = np.zeros((2, 3), np.float32)
+    y = transforms.random_gain(x, 6.0, np.random.default_rng(0))
+    assert np.all(y == y[0, 0]) and 0 < abs(y[0, 0]) <= 6.0 / 40

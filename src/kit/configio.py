@@ -1,7 +1,8 @@
 """Dataclass configs <-> CLI flags <-> JSON: one config object per competition.
 
 Every field becomes a flag (`n_mels` -> `--n-mels`); the help text is the field's metadata
-`help`. The config actually used is saved as JSON beside each run's outputs.
+`help`. The config actually used is saved as JSON beside each run's outputs. Precedence, lowest
+first: the dataclass defaults, a saved config (`--resume`, `--config`), the flags given now.
 """
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from . import atomic
 T = TypeVar("T")
 
 
-def field(default: Any, help: str, choices: list | None = None) -> Any:
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+def field(default: Any, help: str, choices: list | None = None, aliases: dict[str, Any] | None = None) -> Any:
+    """A config field: its help text, its valid values, and older flags kept as aliases
+    (`{"--use-noisy": "weighted"}`: that flag sets this field to that value)."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "aliases": aliases or {}})
 
 
 def _base_type(tp: Any) -> Any:
@@ -41,6 +44,9 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
         else:
             group.add_argument(flag, dest=f.name, type=tp, default=None,
                                choices=f.metadata.get("choices"), help=help_text)
+        for alias, value in f.metadata.get("aliases", {}).items():
+            group.add_argument(alias, dest=f.name, action="store_const", const=value,
+                               help=f"same as {flag} {value}")
 
 
 def given(cls: type, args: argparse.Namespace) -> dict:
@@ -58,12 +64,20 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def save(cfg: Any, path: str) -> None:
-    atomic.write_json(path, to_dict(cfg))
+def save(cfg: Any, path: str, **meta: Any) -> None:
+    """The config's fields, plus `meta` (what the run was trained on: labels, folds file hash,
+    versions) as extra top-level keys that `load` ignores."""
+    clash = set(meta) & set(to_dict(cfg))
+    if clash:
+        raise ValueError(f"meta keys {sorted(clash)} clash with config fields")
+    atomic.write_json(path, {**to_dict(cfg), **meta})
+
+
+def from_dict(cls: type[T], data: dict) -> T:
+    known = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def load(cls: type[T], path: str) -> T:
     with open(path, encoding="utf-8") as f:
-        data = json.load(f)
-    known = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in known})
+        return from_dict(cls, json.load(f))

@@ -70,3 +70,16 @@ def map_at_k(actual: Sequence[str], predicted: Sequence[Sequence[str]], k: int =
     if len(actual) == 0:
         return 0.0
     return float(np.mean([apk(a, p, k) for a, p in zip(actual, predicted)]))
+
+
+def map_at_k_scores(truth: np.ndarray, scores: np.ndarray, k: int = 3) -> float:
+    """MAP@k from a one-hot truth matrix and a score matrix (one true label per row): the same
+    number as map_at_k on the top-k labels, without building lists."""
+    truth, scores = np.asarray(truth), np.asarray(scores, dtype=np.float64)
+    if truth.shape != scores.shape or truth.ndim != 2:
+        raise ValueError(f"truth {truth.shape} and scores {scores.shape} must be equal N x C arrays")
+    if len(truth) == 0:
+        return 0.0
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    hit = np.take_along_axis(truth > 0, top, axis=1)
+    return float((hit / np.arange(1, top.shape[1] + 1)).sum(axis=1).mean())

@@ -1,4 +1,4 @@
-"""Training curves as PNG, beside each run's history.csv."""
+"""PNG plots beside the outputs they describe: users look before they read."""
 from __future__ import annotations
 
 import pandas as pd
@@ -6,29 +6,60 @@ import pandas as pd
 from .atomic import atomic_path
 
 
-def plot_history(history: pd.DataFrame, path: str, metric: str, title: str) -> None:
-    """Loss (left axis) and the validation metric (right axis) per epoch, best epoch marked."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if history.empty:
-        return
-    epochs = history["epoch"] + 1
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(epochs, history["loss"], color="tab:blue", label="training loss")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss", color="tab:blue")
-    ax2 = ax.twinx()
-    ax2.plot(epochs, history[metric], color="tab:orange", marker=".", label=metric)
-    best = history[metric].idxmax()
-    ax2.scatter([epochs[best]], [history[metric][best]], color="red", zorder=3,
-                label=f"best {history[metric][best]:.4f} (epoch {epochs[best]})")
-    ax2.set_ylabel(metric, color="tab:orange")
-    ax2.legend(loc="lower right")
-    ax.set_title(title)
+    return plt
+
+
+def _save(fig, path: str) -> None:
+    plt = _pyplot()
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
+
+
+def plot_history(history: pd.DataFrame, path: str, metric: str, title: str) -> None:
+    """Training loss (left axis) and the validation metric (right axis) per epoch (1-based),
+    best epoch marked."""
+    if history.empty:
+        return
+    plt = _pyplot()
+    h = history.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(h["epoch"], h["loss"], color="tab:blue", label="training loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss", color="tab:blue")
+    ax2 = ax.twinx()
+    ax2.plot(h["epoch"], h[metric], color="tab:orange", marker=".", label=metric)
+    best = h[metric].idxmax()
+    ax2.scatter([h["epoch"][best]], [h[metric][best]], color="red", zorder=3,
+                label=f"best {h[metric][best]:.4f} (epoch {h['epoch'][best]})")
+    ax2.set_ylabel(metric, color="tab:orange")
+    ax2.legend(loc="lower right")
+    ax.set_title(title)
+    _save(fig, path)
+
+
+def plot_bars(values: pd.Series, path: str, xlabel: str, title: str, limit: int = 40) -> None:
+    """Horizontal bars, worst first (at the top), at most `limit` of them."""
+    if values.empty:
+        return
+    plt = _pyplot()
+    v = values.sort_values().iloc[:limit]
+    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.22 * len(v)))
+    ax.barh(range(len(v)), v.to_numpy(), color="tab:blue")
+    ax.set_yticks(range(len(v)))
+    ax.set_yticklabels([str(i) for i in v.index], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(xlabel)
+    shown = f" (worst {len(v)} of {len(values)})" if len(values) > len(v) else ""
+    ax.set_title(title + shown, fontsize=10)
+    for i, x in enumerate(v.to_numpy()):
+        ax.text(min(x + 0.01, 0.93), i, f"{x:.2f}", va="center", fontsize=7)
+    _save(fig, path)

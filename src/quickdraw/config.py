@@ -21,9 +21,11 @@ class QDConfig:
     chunk_size: int = field(20000, "CSV rows read at a time")
     n_folds: int = field(5, "stratified folds (used when the folds file is created)")
     seed: int = field(0, "seed of class choice, folds, model init and augmentation")
-    work_dir: str = field("work", "outputs go to WORK_DIR/quickdraw-<dataset>/<model>/fold<K>/")
+    work_dir: str = field("work", "outputs go to WORK_DIR/<dataset>/<name>/fold<K>/")
     # representation
     model: str = field("cnn", "model", choices=MODELS)
+    name: str = field("", "run name: outputs go to WORK_DIR/<dataset>/<name>/ (default: the model), so variants "
+                          "of one model are kept, and ensembled, as separate runs")
     max_len: int = field(100, "stroke-3 sequences: points kept (truncate/pad)")
     stroke5: bool = field(False, "sequence models: stroke-5 (dx, dy, p1, p2, p3) instead of stroke-3")
     raster_size: int = field(64, "CNNs: raster side in pixels")
@@ -44,15 +46,22 @@ class QDConfig:
     cnn_blocks: int = field(4, "CNNs: conv blocks (each halves the resolution)")
     dropout: float = field(0.3, "dropout before the classifier")
     # training
-    epochs: int = field(15, "max epochs")
+    epochs: int = field(15, "max epochs (on big data; see --min-steps)")
+    min_steps: int = field(600, "train at least this many batches: on small data more epochs (patience "
+                                "stretched alike), on the competition's millions --epochs rules")
     batch_size: int = field(64, "batch size")
     lr: float = field(2e-3, "peak learning rate (Adam, cosine decay)")
     label_smoothing: float = field(0.1, "label smoothing")
     patience: int = field(6, "early stopping: epochs without a better validation MAP@3")
     max_minutes: float = field(0.0, "stop a fold's training after this many minutes (0 = no limit)")
-    strategy: str = field("default", "tf.distribute strategy", choices=["default", "mirrored"])
+    strategy: str = field("default", "tf.distribute strategy: default, mirrored (local GPUs), multiworker "
+                                     "(TF_CONFIG), tpu", choices=["default", "mirrored", "multiworker", "tpu"])
     threads: int = field(0, "TensorFlow intra/inter-op threads (0 = TensorFlow's choice)")
 
     @property
     def is_sequence(self) -> bool:
         return self.model in SEQUENCE_MODELS
+
+    @property
+    def run_name(self) -> str:
+        return self.name or self.model

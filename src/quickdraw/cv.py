@@ -2,33 +2,24 @@
 
     python -m src.quickdraw.cv --fold 0                  # the built-in demo, default model (cnn)
     python -m src.quickdraw.cv --data-dir /tmp/qd-real --model lstm --fold all
+    python -m src.quickdraw.cv --fold 0 --resume         # continue an interrupted (or time-limited) fold
+    python -m src.quickdraw.cv --fold all --cnn-filters 16 --name cnn16   # a variant, kept as its own run
 
-Outputs per fold in WORK_DIR/quickdraw-<dataset>/<model>/fold<K>/: model.keras (best epoch by
-validation MAP@3), config.json, classes.json, history.csv, metrics.json, oof.csv, oof_probs.npy.
-The last line printed is `fold K map@3 0.xxxx` (`fold all map@3 ...`: the overall out-of-fold score).
+Outputs per fold in WORK_DIR/<dataset>/<name>/fold<K>/ (name: --name, default the model), the same
+layout as FAT2019: config.json, best.weights.h5, best.keras, last.keras, state.json, history.csv,
+history.png, oof.csv (out-of-fold probabilities), metrics.json, per_label.png. A fold being
+trained lives in fold<K>.partial/ until finished. The last line printed is `fold K map@3 0.xxxx`
+(`fold all map@3 ...`: the out-of-fold score over every fold).
 """
 from __future__ import annotations
 
 import argparse
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from ..kit import atomic, configio  # noqa: E402
-from ..kit.errors import KitError, cli  # noqa: E402
-from .config import QDConfig  # noqa: E402
-
-
-def run_dir(cfg: QDConfig, dataset: str, fold: int | None = None) -> str:
-    d = os.path.join(cfg.work_dir, f"quickdraw-{dataset}", cfg.model)
-    return d if fold is None else os.path.join(d, f"fold{fold}")
-
-
-def folds_path(dataset: str) -> str:
-    """folds/quickdraw-<dataset>.csv, beside the audio datasets' fold files."""
-    from ..folds import folds_path as kit_folds_path
-
-    return kit_folds_path(f"quickdraw-{dataset}")
+from ..kit import configio, foldfile, runs
+from ..kit.errors import KitError, cli
+from ..kit.metrics import map_at_k_scores
+from .config import QDConfig
 
 
 def parse_fold(text: str, n_folds: int) -> list[int]:
@@ -39,42 +30,59 @@ def parse_fold(text: str, n_folds: int) -> list[int]:
     except ValueError:
         raise KitError(f"--fold {text!r}: give a fold number or 'all'") from None
     if not 0 <= k < n_folds:
-        raise KitError(f"--fold {k}: the folds file has folds 0-{n_folds - 1}")
+        raise KitError(f"--fold {k}: folds are 0-{n_folds - 1} (--n-folds {n_folds})")
     return [k]
 
 
-def train_folds(cfg: QDConfig, fold_arg: str, words: list[str] | None = None,
-                out_root: str | None = None) -> tuple[list[dict], float | None, str]:
-    """Load data, make/read folds, train the requested folds. Returns (per-fold metrics, overall
-    OOF MAP@3 when every fold was run, dataset name)."""
+def oof_map3(folds: list[runs.Fold], dataset: str) -> tuple[float, int]:
+    """Out-of-fold MAP@3 of a run's folds, truth from the folds file (key_id, word, fold)."""
     import numpy as np
     import pandas as pd
 
-    from ..kit.metrics import map_at_k
+    oof = runs.read_oof(folds)
+    words = list(oof.columns)
+    truth = pd.read_csv(foldfile.folds_path(dataset), dtype=str, keep_default_na=False).set_index("key_id")["word"]
+    y = np.eye(len(words))[truth.loc[oof.index].map({w: i for i, w in enumerate(words)}).to_numpy(int)]
+    return map_at_k_scores(y, oof.to_numpy(), 3), len(oof)
+
+
+def train_folds(cfg: QDConfig, fold_arg: str, resume: bool = False, overrides: dict | None = None
+                ) -> tuple[list[dict], float | None]:
+    """Train the requested folds; (per-fold metrics, out-of-fold MAP@3 when every fold was run).
+
+    With `resume`, each fold continues from its saved config (the flags given now on top); the
+    drawings are read once per distinct selection (categories, cap, seed)."""
     from . import data
     from .train import run_fold
 
     data_dir, dataset = data.resolve(cfg.data_dir)
-    ts = data.load_train(data_dir, cfg.classes, cfg.per_class, cfg.seed, cfg.chunk_size, words=words)
-    folds = data.ensure_folds(folds_path(dataset), ts, cfg.n_folds, cfg.seed)
-    n_folds = int(folds.max()) + 1
-    todo = parse_fold(fold_arg, n_folds)
-    root = out_root or run_dir(cfg, dataset)
-    results = [run_fold(cfg, ts, folds, k, os.path.join(root, f"fold{k}")) for k in todo]
+    loaded: dict = {}
+    results = []
+    for k in parse_fold(fold_arg, cfg.n_folds):
+        out = runs.fold_dir(cfg.work_dir, dataset, cfg.run_name, k)
+        fold_cfg = cfg
+        saved = _saved_config(out) if resume else None
+        if saved is not None:
+            fold_cfg = configio.from_dict(QDConfig, saved).replace(**(overrides or {}))
+        key = (fold_cfg.classes, fold_cfg.per_class, fold_cfg.seed, fold_cfg.n_folds)
+        if key not in loaded:
+            ts = data.load_train(data_dir, fold_cfg.classes, fold_cfg.per_class, fold_cfg.seed, fold_cfg.chunk_size)
+            loaded[key] = (ts, *data.load_folds(dataset, ts, fold_cfg.n_folds, fold_cfg.seed))
+        ts, folds, sha1 = loaded[key]
+        results.append(run_fold(fold_cfg, ts, folds, sha1, k, out, dataset, resume))
     overall = None
     if fold_arg == "all":
-        oof = pd.concat([pd.read_csv(os.path.join(root, f"fold{k}", "oof.csv"), dtype=str,
-                                     keep_default_na=False) for k in todo], ignore_index=True)
-        pred = oof[["pred1", "pred2", "pred3"]].to_numpy().tolist()
-        overall = map_at_k(oof["word"].tolist(), pred, k=3)
-        top1 = float(np.mean(oof["word"] == oof["pred1"]))
-        atomic.write_csv(os.path.join(root, "oof.csv"), oof)
-        atomic.write_json(os.path.join(root, "cv_metrics.json"),
-                          {"model": cfg.model, "oof_map3": overall, "oof_top1": top1,
-                           "folds": results, "n": len(oof)})
-        print(f"overall out-of-fold: map@3 {overall:.4f}, top1 {top1:.4f} over {len(oof)} drawings",
-              flush=True)
-    return results, overall, dataset
+        fold_list = [runs.Fold(cfg.run_name, k, runs.fold_dir(cfg.work_dir, dataset, cfg.run_name, k), {}, {})
+                     for k in range(cfg.n_folds)]
+        overall, n = oof_map3(fold_list, dataset)
+        print(f"overall out-of-fold: map@3 {overall:.4f} over {n} drawings", flush=True)
+    return results, overall
+
+
+def _saved_config(fold_dir: str) -> dict | None:
+    from ..kit.fold_runner import FoldRun
+
+    return FoldRun(fold_dir, "").saved_config()
 
 
 @cli
@@ -83,12 +91,14 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--fold", default="0", help="fold to validate on, or 'all' (default: 0)")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the fold from its last finished epoch (flags given now override its config)")
     ap.add_argument("--config", default=None, help="start from this config.json (flags override it)")
     configio.add_config_args(ap, QDConfig)
     args = ap.parse_args(argv)
     base = configio.load(QDConfig, args.config) if args.config else None
     cfg = configio.from_args(QDConfig, args, base)
-    results, overall, _ = train_folds(cfg, args.fold)
+    results, overall = train_folds(cfg, args.fold, args.resume, configio.given(QDConfig, args))
     if overall is not None:
         print(f"fold all map@3 {overall:.4f}")
     else:

@@ -1,15 +1,18 @@
 """Quick, Draw! models: stacked (bi)LSTM and Conv1D-LSTM on stroke sequences, a vanilla CNN and an
 Inception-style CNN on rasters. Built-in Keras layers, plus two small masking layers registered
-with keras.saving, so `keras.models.load_model(path, compile=False)` works once this module is
-imported (predict imports it).
+with keras.saving (resume loads last.keras). Each model is one flat functional graph, so its
+weights load by layer into the same graph rebuilt from config.json by another Keras version.
+
+Imports Keras at import time: the training and prediction code import this module only once
+TensorFlow may start (kit.distribute.quiet_tensorflow first).
 """
 from __future__ import annotations
 
-import os
+from ..kit.distribute import quiet_tensorflow
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+quiet_tensorflow()
 
-import keras  # noqa: E402
+import keras  # noqa: E402  (after the log level is set)
 from keras import layers  # noqa: E402
 
 from .config import QDConfig  # noqa: E402

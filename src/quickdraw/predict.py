@@ -1,90 +1,84 @@
-"""Predict the test drawings with every trained fold (and model) and write the submission.
+"""Predict the test drawings with every trusted fold of every run and write the submission.
 
-    python -m src.quickdraw.predict                            # demo data, every model found
+    python -m src.quickdraw.predict                            # demo data, every finished run
     python -m src.quickdraw.predict --data-dir /tmp/qd-real --models cnn,inception
 
-Averages the class probabilities of each model's folds, then of the models (words aligned by
-name), and writes key_id,word (three distinct words, spaces as '_') in sample_submission order
-to --out atomically. A test drawing that cannot be read still gets three words: the most frequent
-training categories.
+What counts, as for FAT2019: a fold is used only when finished (metrics.json) and trained on
+categories the data has and on the folds file the data has now; anything else is named once and
+left out (--strict: refused). Class probabilities are averaged over a run's folds, then blended
+over runs (aligned by word; blend.json's weights when it names exactly these runs), and
+key_id,word (three distinct words, spaces as '_') is written in sample_submission order to --out
+atomically. The out-of-fold MAP@3 of each run and of the blend is printed. A test drawing that
+cannot be read still gets three words: the most frequent training categories.
 """
 from __future__ import annotations
 
 import argparse
-import glob
 import os
-import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import pandas as pd
 
-from ..kit import configio  # noqa: E402
-from ..kit.errors import KitError, cli, list_some  # noqa: E402
-from .config import MODELS, QDConfig  # noqa: E402
+from ..kit import blend, configio, foldfile, runs, tables
+from ..kit.datadir import file_sha1
+from ..kit.distribute import quiet_tensorflow
+from ..kit.errors import KitError, cli, list_some, warn
+from ..kit.metrics import map_at_k_scores
+from .config import QDConfig
 
 DEFAULT_OUT = os.path.join("submissions", "quickdraw_submission.csv")
+TRAIN_HINT = "python -m src.quickdraw.cv --fold 0"
 
 
-def find_runs(root: str, models: list[str] | None) -> dict[str, list[str]]:
-    """{model: [fold dirs with a model.keras]} under root (= WORK_DIR/quickdraw-<dataset>)."""
-    found = {}
-    for m in (models or MODELS):
-        dirs = sorted(d for d in glob.glob(os.path.join(root, m, "fold*"))
-                      if os.path.isfile(os.path.join(d, "model.keras")))
-        if dirs:
-            found[m] = dirs
-        elif models:
-            raise KitError(f"--models {m}: no trained folds in {os.path.join(root, m)} "
-                           f"(run python -m src.quickdraw.cv --model {m} first)")
-    if not found:
-        raise KitError(f"no trained Quick, Draw! models in {root} (run python -m src.quickdraw.cv first)")
-    return found
+def find_runs(work_dir: str, dataset: str, categories: list[str], names: list[str] | None, strict: bool) -> dict:
+    path = foldfile.folds_path(dataset)
+    if not os.path.exists(path):
+        raise KitError(f"{path} is missing: no run can be matched to the data's folds; train with {TRAIN_HINT}")
+    return runs.find_runs(os.path.join(work_dir, dataset), categories, file_sha1(path), names, strict,
+                          subset_ok=True, train_hint=TRAIN_HINT)
 
 
-def fallback_words(class_files: list[dict], k: int = 3) -> list[str]:
-    """The k most frequent training categories over every run (ties: alphabetical)."""
-    counts: dict[str, int] = {}
-    for c in class_files:
-        for w, n in zip(c["words"], c["train_counts"]):
-            counts[w] = counts.get(w, 0) + int(n)
-    return [w for w, _ in sorted(counts.items(), key=lambda t: (-t[1], t[0]))][:k]
+def ensemble_words(found: dict, categories: list[str]) -> list[str]:
+    """Every word some run knows, in the data's order."""
+    known = {w for folds in found.values() for f in folds for w in f.labels}
+    return [w for w in categories if w in known]
 
 
-def load_runs(runs: dict[str, list[str]]):
-    """Load every fold's model: ([(model name, [(keras model, cfg, its words)])], all words, class files)."""
-    import keras
-
-    from . import models as _registered  # noqa: F401  (custom layers for load_model)
-    from .train import read_classes
-
-    loaded, words, class_files = [], [], []
-    for m, dirs in runs.items():
-        folds = []
-        for d in dirs:
-            cfg = configio.load(QDConfig, os.path.join(d, "config.json"))
-            cls = read_classes(d)
-            class_files.append(cls)
-            words += [w for w in cls["words"] if w not in words]
-            model = keras.models.load_model(os.path.join(d, "model.keras"), compile=False)
-            folds.append((model, cfg, cls["words"]))
-        loaded.append((m, folds))
-        print(f"predict: {m}: {len(dirs)} folds ({', '.join(os.path.basename(d) for d in dirs)})", flush=True)
-    return loaded, words, class_files
+def fallback_words(found: dict, k: int = 3) -> list[str]:
+    """The k most frequent training categories over every fold (ties: alphabetical)."""
+    freq: dict[str, float] = {}
+    for folds in found.values():
+        for f in folds:
+            for w, p in zip(f.labels, f.config.get("label_prior", [])):
+                freq[w] = freq.get(w, 0.0) + float(p)
+    return [w for w, _ in sorted(freq.items(), key=lambda t: (-t[1], t[0]))][:k]
 
 
-def ensemble_probs(loaded, ink, col: dict[str, int], batch_size: int):
-    """Mean over each model's folds, then over models; folds' words aligned by name (`col`)."""
-    import numpy as np
+def load_model(fold: runs.Fold):
+    """The fold's network rebuilt from its config.json, with its best weights."""
+    from . import models
 
-    from .train import predict_probs
+    cfg = configio.from_dict(QDConfig, fold.config)
+    model = models.build_model(cfg, len(fold.labels))
+    model.load_weights(fold.weights)
+    return model, cfg
 
-    probs = np.zeros((len(ink), len(col)), np.float64)
-    for _, folds in loaded:
-        pm = np.zeros_like(probs)
-        for model, cfg, wl in folds:
-            pm[:, [col[w] for w in wl]] += predict_probs(model, ink, cfg, batch_size) / len(folds)
-        probs += pm / len(loaded)
-    return probs
+
+def oof_report(found: dict, dataset: str, words: list[str], weights: dict | None) -> str:
+    truth = pd.read_csv(foldfile.folds_path(dataset), dtype=str, keep_default_na=False).set_index("key_id")["word"]
+    col = {w: i for i, w in enumerate(words)}
+
+    def onehot(ids: list[str]) -> np.ndarray:
+        y = np.full((len(ids), len(words)), np.nan)
+        for r, i in enumerate(ids):
+            if i in truth.index and truth[i] in col:
+                y[r] = 0.0
+                y[r, col[truth[i]]] = 1.0
+        return y
+
+    scores, ids, _, _ = runs.oof_scores(found, words, onehot, map_at_k_scores, weights)
+    return runs.report_line(scores, len(ids), "map@3", "drawings")
 
 
 @cli
@@ -94,66 +88,74 @@ def main(argv=None) -> int:
                                  epilog=__doc__.split("\n\n", 1)[1])
     ap.add_argument("--data-dir", default=None, help="Kaggle layout folder (default: as cv finds it)")
     ap.add_argument("--work-dir", default="work", help="where cv wrote its runs (default: work)")
-    ap.add_argument("--models", default=None, help=f"comma list of {','.join(MODELS)} (default: every one found)")
+    ap.add_argument("--models", default=None, help="comma list of run names (default: every finished run)")
     ap.add_argument("--out", default=DEFAULT_OUT, help=f"submission file (default: {DEFAULT_OUT})")
+    ap.add_argument("--fold-mean", choices=["mean", "geo"], default=None,
+                    help="average of a run's folds (default: blend.json's, else mean)")
+    ap.add_argument("--no-blend", action="store_true", help="ignore blend.json: equal weights")
+    ap.add_argument("--strict", action="store_true", help="refuse, instead of leaving out, unfinished or foreign folds")
     ap.add_argument("--chunk-size", type=int, default=20000, help="test rows read and predicted at a time")
     ap.add_argument("--batch-size", type=int, default=256, help="prediction batch size")
     args = ap.parse_args(argv)
-    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-    bad_models = [m for m in models or [] if m not in MODELS]
-    if bad_models:
-        raise KitError(f"--models: unknown {list_some(bad_models)}; choose from {', '.join(MODELS)}")
-
-    import numpy as np
-    import pandas as pd
-
-    from ..kit import atomic
     from . import data
     from .strokes import summarize_bad
+    from .train import predict_probs
 
     t0 = time.time()
     data_dir, dataset = data.resolve(args.data_dir)
     test_csv = os.path.join(data_dir, data.TEST_CSV)
     if not os.path.isfile(test_csv):
         raise KitError(f"{test_csv}: no such file (the test drawings)")
-    root = os.path.join(args.work_dir, f"quickdraw-{dataset}")
-    runs = find_runs(root, models)
-
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")          # one predict function per fold: retracing is expected
-    loaded, words, class_files = load_runs(runs)
+    categories = data.list_categories(data_dir)
+    found = find_runs(args.work_dir, dataset, categories, args.models.split(",") if args.models else None,
+                      args.strict)
+    weights, fold_how = (None, "mean") if args.no_blend else blend.load(os.path.join(args.work_dir, dataset),
+                                                                        list(found))
+    fold_how = args.fold_mean or fold_how
+    words = ensemble_words(found, categories)
     if len(words) < 3:
-        raise KitError(f"the trained models know only {len(words)} categories; three distinct words need 3")
-    col = {w: i for i, w in enumerate(words)}
-    fallback = fallback_words(class_files)
+        raise KitError(f"the trained runs know only {len(words)} categories; three distinct words need 3")
+    fallback = fallback_words(found)
     tokens = np.asarray([data.word_to_token(w) for w in words], dtype=object)
+    for name, folds in found.items():
+        print(f"predict: {name}: {len(folds)} fold(s) ({', '.join(str(f.fold) for f in folds)})"
+              f"{f', weight {weights[name]:.2f}' if weights else ''}", flush=True)
 
-    keys_all, rows_all, bad_all = [], [], {}
+    quiet_tensorflow()
+    models: dict[str, tuple] = {}
+
+    def predict(fold: runs.Fold) -> pd.DataFrame:
+        if fold.path not in models:
+            models[fold.path] = load_model(fold)
+        model, cfg = models[fold.path]
+        return pd.DataFrame(predict_probs(model, ink, cfg, args.batch_size), columns=fold.labels)
+
     from tqdm import tqdm
 
+    keys_all, rows_all, bad_all = [], [], {}
     bar = tqdm(desc="predicting", unit="drawing", disable=None, leave=False)
     for keys, ink, valid, bad in data.iter_test(data_dir, args.chunk_size):
-        probs = ensemble_probs(loaded, ink, col, args.batch_size)
+        probs = runs.ensemble(found, predict, words, weights, fold_how)
         top = np.argsort(-probs, axis=1, kind="stable")[:, :3]
         guesses = np.empty(len(keys), dtype=object)
         guesses[valid] = [" ".join(t) for t in tokens[top]]
         guesses[~valid] = " ".join(data.word_to_token(w) for w in fallback)
+        off = sum(len(k) for k in keys_all)
+        bad_all.update({off + i: r for i, r in bad.items()})
         keys_all.append(keys)
         rows_all.append(guesses)
-        off = sum(len(k) for k in keys_all[:-1])
-        bad_all.update({off + i: r for i, r in bad.items()})
         bar.update(len(keys))
     bar.close()
-    keys = np.concatenate(keys_all) if keys_all else np.zeros(0, object)
+    keys = np.concatenate(keys_all).astype(str) if keys_all else np.zeros(0, str)
     guesses = np.concatenate(rows_all) if rows_all else np.zeros(0, object)
+    tables.check_unique(keys.tolist(), test_csv, "key_id")
     if bad_all:
-        print(summarize_bad(bad_all, keys, "test rows") + "; they get the most frequent training "
-              f"categories: {' '.join(fallback)}", file=sys.stderr, flush=True)
+        warn(summarize_bad(bad_all, keys, "test rows") + "; they get the most frequent training "
+             f"categories: {' '.join(fallback)}")
     sub = pd.DataFrame({"key_id": keys, "word": guesses})
     sample = os.path.join(data_dir, data.SAMPLE_CSV)
     if os.path.isfile(sample):
-        order = pd.read_csv(sample, usecols=["key_id"], dtype={"key_id": str})["key_id"]
+        order = tables.read_csv(sample, ["key_id"], "the test key_ids", id_column="key_id")["key_id"]
         missing = sorted(set(order) - set(keys))
         extra = sorted(set(keys) - set(order))
         if missing or extra:
@@ -163,12 +165,14 @@ def main(argv=None) -> int:
             if extra:
                 parts.append(f"{len(extra)} only in the test ({list_some(extra, 5)})")
             raise KitError(f"{sample} and {test_csv} disagree: " + "; ".join(parts))
-        sub = sub.drop_duplicates("key_id").set_index("key_id").loc[order].reset_index()
+        sub = sub.set_index("key_id").loc[order].reset_index()
     else:
-        print(f"warning: {sample} missing; rows in test_simplified.csv order", file=sys.stderr, flush=True)
+        warn(f"{sample} missing; rows in test_simplified.csv order")
+    print(f"predict: {oof_report(found, dataset, words, weights)}", flush=True)
+    from ..kit import atomic
+
     atomic.write_csv(args.out, sub)
-    print(f"wrote {args.out}: {len(sub)} drawings, models {', '.join(m for m, _ in loaded)} "
-          f"({time.time() - t0:.0f}s)", flush=True)
+    print(f"wrote {args.out}: {len(sub)} drawings, runs {', '.join(found)} ({time.time() - t0:.0f}s)", flush=True)
     return 0
 
 

@@ -221,7 +221,7 @@ def summarize_bad(bad: dict[int, str], keys, what: str, limit: int = 5) -> str |
     reasons = ", ".join(f"{r}: {c}" for r, c in sorted(counts.items()))
     first = [str(keys[i]) for i in sorted(bad)[:limit]]
     more = f" (and {len(bad) - limit} more)" if len(bad) > limit else ""
-    return f"warning: {len(bad)} {what} with a bad drawing ({reasons}); key_ids {', '.join(first)}{more}"
+    return f"{len(bad)} {what} with a bad drawing ({reasons}); key_ids {', '.join(first)}{more}"
 
 
 # ---------------------------------------------------------------- sequences

@@ -4,9 +4,9 @@
     python -m src.quickdraw.study --data-dir /tmp/qd-real --classes 8,16,32 --max-minutes 2
 
 For each size N the categories are `--classes N`'s fixed seeded choice (a smaller N's categories
-are a subset of a larger N's); each model trains on folds 1..K-1 of folds/quickdraw-<dataset>.csv
+are a subset of a larger N's); each model trains on folds 1..K-1 of folds/<dataset>.csv
 and is scored on fold 0 (one split per size, not full cross-validation). Every config flag applies
-to every run. Writes WORK_DIR/quickdraw-<dataset>/study/: results.csv, study.md (table of top-1
+to every run. Writes WORK_DIR/<dataset>/study/: results.csv, study.md (table of top-1
 accuracy and MAP@3 per model and size) and study.png; runs in study/c<N>/<model>/fold0/.
 """
 from __future__ import annotations
@@ -15,11 +15,9 @@ import argparse
 import dataclasses
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from ..kit import configio  # noqa: E402
-from ..kit.errors import KitError, cli, list_some  # noqa: E402
-from .config import MODELS, QDConfig  # noqa: E402
+from ..kit import configio
+from ..kit.errors import KitError, cli, list_some
+from .config import MODELS, QDConfig
 
 FOLD = 0
 
@@ -39,7 +37,7 @@ def markdown(df, dataset: str, n_folds: int) -> str:
               "|---|---|---|---|---|---|---|---|---|"]
     for _, r in df.iterrows():
         detail.append(f"| {r['classes']} | {r['model']} | {r['n_train']} | {r['n_val']} | {r['val_top1']:.3f} "
-                      f"| {r['val_map3']:.3f} | {r['best_epoch']} | {r['epochs_run']} | {r['wall_s']:.0f} |")
+                      f"| {r['val_map3']:.3f} | {r['best_epoch']} | {r['epochs_run']} | {r['train_seconds']:.0f} |")
     note = (f"\nDataset '{dataset}'; validation = fold {FOLD} of {n_folds} stratified folds "
             f"(one split per size, not full cross-validation).\n")
     return "\n".join(lines + detail) + "\n" + note
@@ -110,27 +108,26 @@ def main(argv=None) -> int:
 
     from ..kit import atomic
     from . import data
-    from .cv import folds_path
     from .train import run_fold
 
     data_dir, dataset = data.resolve(base.data_dir)
     all_words = data.list_categories(data_dir)
     if sizes[-1] > len(all_words):
         raise KitError(f"--classes {sizes[-1]}: the data has {len(all_words)} categories")
-    out = os.path.join(base.work_dir, f"quickdraw-{dataset}", "study")
+    out = os.path.join(base.work_dir, dataset, "study")
     rows = []
     # read the largest set once (folds made over it); each smaller size is a subset of it
     big = data.load_train(data_dir, sizes[-1], base.per_class, base.seed, base.chunk_size)
-    big_folds = data.ensure_folds(folds_path(dataset), big, base.n_folds, base.seed)
+    big_folds, sha1 = data.load_folds(dataset, big, base.n_folds, base.seed)
     for n in sizes:
         words = data.choose_classes(all_words, n, base.seed)
         ts, folds = subset(big, big_folds, words)
         for m in models:
             cfg = dataclasses.replace(base, classes=n, model=m)
             print(f"study: {n} categories, {m}", flush=True)
-            r = run_fold(cfg, ts, folds, FOLD, os.path.join(out, f"c{n}", m, f"fold{FOLD}"))
+            r = run_fold(cfg, ts, folds, sha1, FOLD, os.path.join(out, f"c{n}", m, f"fold{FOLD}"), dataset)
             rows.append({"classes": n, **{k: r[k] for k in ("model", "val_top1", "val_map3", "best_epoch",
-                                                             "epochs_run", "n_train", "n_val", "wall_s")}})
+                                                             "epochs_run", "n_train", "n_val", "train_seconds")}})
             df = pd.DataFrame(rows)
             atomic.write_csv(os.path.join(out, "results.csv"), df)   # partial results survive a kill
     n_folds = int(folds.max()) + 1

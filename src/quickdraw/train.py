@@ -1,25 +1,22 @@
-"""Training one fold: batches made on the fly (augmented each epoch), validation MAP@3 and top-1
-accuracy after every epoch, best epoch kept, early stopping, outputs written atomically."""
+"""Train one Quick, Draw! fold: batches made on the fly (augmented afresh each epoch), validation
+MAP@3 and top-1 after every epoch. The fold's life (checkpoints, early stopping, time limit,
+resume, kill safety, the folder layout) is the kit's fold runner, as for FAT2019.
+"""
 from __future__ import annotations
 
-import json
-import os
-import sys
-import time
+import numpy as np
+import pandas as pd
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from .. import __version__
+from ..kit import configio
+from ..kit.distribute import get_strategy, quiet_tensorflow
+from ..kit.fold_runner import EpochScore, FoldRun, fit_verbosity, training_length
+from ..kit.metrics import map_at_k_scores
+from .config import COMPETITION, QDConfig
+from .data import TrainSet
+from .strokes import Ink, augment, rasterize, to_stroke3
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from ..kit import atomic, configio  # noqa: E402
-from ..kit.metrics import map_at_k  # noqa: E402
-from .config import QDConfig  # noqa: E402
-from .data import TrainSet  # noqa: E402
-from .strokes import Ink, augment, rasterize, to_stroke3  # noqa: E402
-
-MODEL_FILE = "model.keras"
-CLASSES_FILE = "classes.json"
+METRIC = "val_map3"
 
 
 def model_inputs(ink: Ink, cfg: QDConfig) -> np.ndarray:
@@ -36,19 +33,20 @@ def top_k(probs: np.ndarray, k: int = 3) -> np.ndarray:
 
 def scores(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """(MAP@3, top-1 accuracy) of class probabilities against integer labels."""
-    top = top_k(probs, 3)
-    return map_at_k(list(y), [list(t) for t in top], k=3), float(np.mean(top[:, 0] == y))
+    onehot = np.eye(probs.shape[1])[y]
+    return map_at_k_scores(onehot, probs, 3), float(np.mean(top_k(probs, 1)[:, 0] == y))
 
 
-def make_batches(ink: Ink, y: np.ndarray | None, cfg: QDConfig, train: bool, seed: int = 0):
+def make_batches(ink: Ink, y: np.ndarray | None, cfg: QDConfig, train: bool, seed: int = 0, start_epoch: int = 0):
     """A keras PyDataset: batches converted on the fly; training batches shuffled and, with
-    cfg.augment, freshly distorted every epoch (a seeded generator per epoch and batch)."""
+    cfg.augment, freshly distorted every epoch from a generator seeded by (seed, epoch, batch),
+    so a resumed fold sees exactly what an uninterrupted one would have."""
     import keras
 
     class InkBatches(keras.utils.PyDataset):
         def __init__(self):
             super().__init__()
-            self.epoch = 0
+            self.epoch = start_epoch
             self.order = self._order()
 
         def _order(self):
@@ -89,60 +87,10 @@ def predict_probs(model, ink: Ink, cfg: QDConfig, batch_size: int = 256, chunk: 
     return np.concatenate(out)
 
 
-def _evaluator(val_ink: Ink, val_y: np.ndarray, cfg: QDConfig, out_rows: list):
-    import keras
-
-    class Evaluate(keras.callbacks.Callback):
-        """Validation MAP@3 / top-1 after each epoch; keeps the best weights; early stopping;
-        stops at cfg.max_minutes."""
-
-        def __init__(self):
-            super().__init__()
-            self.best = -1.0
-            self.best_epoch = 0
-            self.best_weights = None
-            self.wait = 0
-            self.t0 = time.time()
-            self.t_epoch = self.t0
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs if logs is not None else {}
-            probs = predict_probs(self.model, val_ink, cfg)
-            m, acc = scores(probs, val_y)
-            logs["val_map3"], logs["val_top1"] = m, acc
-            lr = self.model.optimizer.learning_rate
-            now = time.time()
-            row = {"epoch": epoch + 1, "loss": float(logs.get("loss", np.nan)),
-                   "accuracy": float(logs.get("accuracy", np.nan)), "val_map3": m, "val_top1": acc,
-                   "lr": float(np.asarray(lr)), "seconds": round(now - self.t_epoch, 2)}
-            self.t_epoch = now
-            out_rows.append(row)
-            better = m > self.best + 1e-6
-            if better:
-                self.best, self.best_epoch, self.wait = m, epoch + 1, 0
-                self.best_weights = [w.copy() for w in self.model.get_weights()]
-            else:
-                self.wait += 1
-            print(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['loss']:.4f} acc {row['accuracy']:.4f} "
-                  f"val map@3 {m:.4f} top1 {acc:.4f}{' *' if better else ''} ({row['seconds']:.1f}s)",
-                  flush=True)
-            if self.wait >= cfg.patience:
-                print(f"early stopping: no better validation MAP@3 for {cfg.patience} epochs", flush=True)
-                self.model.stop_training = True
-            if cfg.max_minutes and now - self.t0 > 60 * cfg.max_minutes:
-                print(f"stopping: --max-minutes {cfg.max_minutes} reached", flush=True)
-                self.model.stop_training = True
-
-        def on_train_end(self, logs=None):
-            if self.best_weights is not None:
-                self.model.set_weights(self.best_weights)
-
-    return Evaluate()
-
-
 def setup_tf(cfg: QDConfig):
     import tensorflow as tf
 
+    tf.get_logger().setLevel("ERROR")          # one predict function per fold: retracing is expected
     if cfg.threads:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
@@ -151,64 +99,76 @@ def setup_tf(cfg: QDConfig):
             pass
 
 
-def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, fold: int, out_dir: str) -> dict:
-    """Train on every fold but `fold`, validate on `fold`; write the run's files to out_dir."""
-    import keras
+def run_meta(dataset: str, ts: TrainSet, folds_sha1: str) -> dict:
+    """What a fold was trained on, saved in its config.json (see kit.runs: what predict trusts)."""
+    return {"competition": COMPETITION, "dataset": dataset, "labels": ts.words,
+            "label_prior": [round(float(c) / max(len(ts.y), 1), 6) for c in ts.counts],
+            "folds_sha1": folds_sha1, "kit_version": __version__}
 
-    from ..kit.distribute import get_strategy
-    from .models import build_model
 
-    setup_tf(cfg)
-    t0 = time.time()
-    tr = np.nonzero(folds != fold)[0]
-    va = np.nonzero(folds == fold)[0]
-    n_classes = len(ts.words)
-    print(f"fold {fold}: {cfg.model}, train {len(tr)}, validation {len(va)} drawings, "
-          f"{n_classes} categories -> {out_dir}", flush=True)
-    keras.utils.set_random_seed(cfg.seed + fold)
-    os.makedirs(out_dir, exist_ok=True)
-    configio.save(cfg, os.path.join(out_dir, "config.json"))
-    train_ink, train_y = ts.ink.take(tr), ts.y[tr]
-    val_ink, val_y = ts.ink.take(va), ts.y[va]
-    steps = max(1, -(-len(tr) // cfg.batch_size))
-    strategy = get_strategy(cfg.strategy)
-    with strategy.scope():
-        model = build_model(cfg, n_classes)
-        sched = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=cfg.epochs * steps, alpha=0.02)
-        model.compile(optimizer=keras.optimizers.Adam(sched),
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-                      metrics=["accuracy"])
-    onehot = np.eye(n_classes, dtype=np.float32)[train_y]
-    rows: list = []
-    cb = _evaluator(val_ink, val_y, cfg, rows)
-    verbose = 1 if sys.stdout.isatty() else 0
-    model.fit(make_batches(train_ink, onehot, cfg, train=True, seed=cfg.seed + 1000 * fold),
-              epochs=cfg.epochs, callbacks=[cb], verbose=verbose)
-    # best weights restored by the callback
-    probs = predict_probs(model, val_ink, cfg)
-    m, acc = scores(probs, val_y)
-    with atomic.atomic_path(os.path.join(out_dir, MODEL_FILE), suffix=".keras") as tmp:
-        model.save(tmp)
-    atomic.write_json(os.path.join(out_dir, CLASSES_FILE),
-                      {"words": ts.words, "train_counts": np.bincount(train_y, minlength=n_classes).tolist()})
-    atomic.write_csv(os.path.join(out_dir, "history.csv"), pd.DataFrame(rows))
-    top = top_k(probs, 3)
-    w = np.asarray(ts.words, dtype=object)
-    oof = pd.DataFrame({"key_id": ts.key_ids[va], "word": w[val_y],
-                        "pred1": w[top[:, 0]], "pred2": w[top[:, min(1, n_classes - 1)]],
-                        "pred3": w[top[:, min(2, n_classes - 1)]]})
-    atomic.write_csv(os.path.join(out_dir, "oof.csv"), oof)
-    atomic.save_npy(os.path.join(out_dir, "oof_probs.npy"), probs.astype(np.float32))
-    metrics = {"fold": fold, "model": cfg.model, "val_map3": m, "val_top1": acc,
-               "best_epoch": cb.best_epoch, "epochs_run": len(rows), "n_train": int(len(tr)),
-               "n_val": int(len(va)), "n_classes": n_classes, "wall_s": round(time.time() - t0, 1)}
-    atomic.write_json(os.path.join(out_dir, "metrics.json"), metrics)
-    print(f"fold {fold}: best epoch {cb.best_epoch}, val map@3 {m:.4f}, top1 {acc:.4f}, "
-          f"{metrics['wall_s']:.0f}s", flush=True)
-    keras.backend.clear_session()
+def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fold: int, out_dir: str,
+             dataset: str, resume: bool = False) -> dict:
+    """Train on every fold but `fold`, validate on `fold`; the fold's files go to out_dir."""
+    with FoldRun(out_dir, METRIC) as run:
+        tr, va = np.nonzero(folds != fold)[0], np.nonzero(folds == fold)[0]
+        n_classes = len(ts.words)
+        steps = max(1, -(-len(tr) // cfg.batch_size))
+        epochs, patience = training_length(cfg.epochs, steps, cfg.min_steps, cfg.patience)
+        config = {**configio.to_dict(cfg), **run_meta(dataset, ts, folds_sha1)}
+        if not run.begin(config, epochs, resume, must_match=("labels", "folds_sha1")):
+            print(f"fold {fold}: already finished in {run.final} (--resume)", flush=True)
+            return run.finished_metrics()
+        print(f"fold {fold}: {cfg.run_name} ({cfg.model}), train {len(tr)}, validation {len(va)} drawings, "
+              f"{n_classes} categories; {epochs} epochs of {steps} steps"
+              f"{'; resuming after epoch ' + str(run.epoch) if run.resuming else ''} -> {out_dir}", flush=True)
+        quiet_tensorflow()
+        import keras
+
+        from . import models
+
+        setup_tf(cfg)
+        seed = cfg.seed * 1000 + fold
+        keras.utils.set_random_seed(seed)
+        strategy = get_strategy(cfg.strategy)
+        with strategy.scope():
+            if run.resuming:
+                model = run.load_last()
+            else:
+                model = models.build_model(cfg, n_classes)
+                sched = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=epochs * steps, alpha=0.02)
+                model.compile(optimizer=keras.optimizers.Adam(sched),
+                              loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                              metrics=["accuracy"])
+        train_ink, val_ink, val_y = ts.ink.take(tr), ts.ink.take(va), ts.y[va]
+        onehot = np.eye(n_classes, dtype=np.float32)[ts.y[tr]]
+        val_keys = ts.key_ids[va].astype(str)
+
+        def evaluate(m) -> EpochScore:
+            probs = predict_probs(m, val_ink, cfg)
+            m3, acc = scores(probs, val_y)
+            oof = pd.DataFrame(probs, columns=ts.words)
+            oof.insert(0, "key_id", val_keys)
+            return EpochScore(m3, oof, {"val_top1": acc})
+
+        model.fit(make_batches(train_ink, onehot, cfg, train=True, seed=seed, start_epoch=run.epoch),
+                  epochs=run.last_epoch, initial_epoch=run.epoch, verbose=fit_verbosity(),
+                  callbacks=[run.callback(evaluate, patience, cfg.max_minutes, seed), keras.callbacks.TerminateOnNaN()])
+        metrics = run.finish(model, f"{dataset} {cfg.run_name} fold {fold}",
+                             extra={"fold": fold, "dataset": dataset, "model": cfg.model, "run": cfg.run_name,
+                                    "n_train": int(len(tr)), "n_val": int(len(va)), "n_classes": n_classes,
+                                    "keras": keras.__version__},
+                             per_label=per_word_map3(ts.words, dict(zip(val_keys, val_y))))
+        keras.backend.clear_session()
+    print(f"fold {fold}: best epoch {metrics['best_epoch']}, val map@3 {metrics[METRIC]:.4f}, "
+          f"top1 {metrics['val_top1']:.4f}, {metrics['train_seconds']:.0f}s", flush=True)
     return metrics
 
 
-def read_classes(run_dir: str) -> dict:
-    with open(os.path.join(run_dir, CLASSES_FILE), encoding="utf-8") as f:
-        return json.load(f)
+def per_word_map3(words: list[str], truth: dict[str, int]):
+    """MAP@3 of each category's validation drawings (the fold's per-label plot)."""
+    def score(oof: pd.DataFrame) -> pd.Series:
+        y = oof["key_id"].astype(str).map(truth).to_numpy()
+        top = top_k(oof[words].to_numpy(), 3)
+        ap = ((top == y[:, None]) / np.arange(1, 4)).sum(axis=1)
+        return pd.Series(ap).groupby(y).mean().rename(index=dict(enumerate(words)))
+    return score

@@ -1,0 +1,313 @@
+"""One fold's training life, the same for both competitions: an exclusive lock, a private
+folder, scoring after every epoch, the best and last checkpoints, early stopping, a time limit,
+resume, and the move into place once finished.
+
+Layout under work/<dataset>/<run>/:
+  fold<K>/          a finished fold (metrics.json present): the only thing predict, blending and
+                    kernels read
+  fold<K>.partial/  the fold being trained, or killed: what --resume continues
+  fold<K>.lock      pid and command line of the process training it
+
+Files of a fold: config.json (the config, the labels and the folds file's hash), best.weights.h5
+(the best epoch's weights: with config.json the portable form of the model, loaded into an
+architecture rebuilt from code), best.keras (the same model whole, for notebooks), last.keras
+(model + optimizer, for --resume), state.json, history.csv + history.png, oof.csv (out-of-fold
+scores of the best epoch), metrics.json, and per_label.png when the competition gives per-label
+scores.
+
+Kill safety: state.json is the commit record. Each epoch's checkpoints are written under
+epoch-stamped names (last.e0007.keras), then state.json names that epoch, then they are renamed
+to their plain names; a start after a kill finishes or discards the pending renames according to
+state.json. So the plain names always belong to the epoch state.json names. A fresh run never
+touches the finished fold; it replaces it only when it has finished itself.
+"""
+from __future__ import annotations
+
+import glob
+import math
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import atomic, lock, plots
+from .errors import KitError, kill_point, warn
+
+# (plain name, stamped pattern): the checkpoints committed by state.json
+_LAST = ("last.keras", "last.e{:04d}.keras")
+_BEST = [("best.weights.h5", "best.e{:04d}.weights.h5"), ("oof.csv", "oof.e{:04d}.csv")]
+
+
+@dataclass
+class EpochScore:
+    """What a competition's `evaluate(model)` hook returns after each epoch."""
+    score: float                 # the validation metric (higher is better): picks the best epoch
+    oof: pd.DataFrame            # first column the sample id, then one score column per label
+    extra: dict = field(default_factory=dict)   # other validation figures, kept in history.csv
+
+
+def training_length(epochs: int, steps_per_epoch: int, min_steps: int, patience: int) -> tuple[int, int]:
+    """(epochs, patience) so that training takes at least `min_steps` optimisation steps.
+
+    On small data an epoch is a handful of steps and a fixed epoch count stops while the model
+    still improves; on big data `epochs` rules. Patience stretches by the same factor.
+    """
+    need = math.ceil(min_steps / max(steps_per_epoch, 1)) if min_steps else 0
+    if need <= epochs:
+        return epochs, patience
+    return need, math.ceil(patience * need / max(epochs, 1))
+
+
+def fresh_state() -> dict:
+    return {"epoch": 0, "best": -math.inf, "best_epoch": 0, "wait": 0, "stopped": None, "done": False,
+            "seconds": 0.0}
+
+
+def is_finished(folder: str) -> bool:
+    return os.path.isfile(os.path.join(folder, "metrics.json"))
+
+
+class FoldRun:
+    """Use as `with FoldRun(fold_dir, "val_lwlrap") as run:`; see the module docstring."""
+
+    def __init__(self, final_dir: str, metric: str):
+        self.final = final_dir.rstrip("/")
+        self.partial = self.final + ".partial"
+        self.metric = metric
+        self.state = fresh_state()
+        self.history: list[dict] = []
+        self.resuming = False
+        self._lock = lock.exclusive(self.final + ".lock", f"fold folder {self.final}")
+
+    # ------------------------------------------------------------------ folder life
+
+    def __enter__(self) -> "FoldRun":
+        self._lock.__enter__()
+        atomic.clean_stale(os.path.dirname(self.final) or ".")
+        if not os.path.exists(self.final) and is_finished(self.partial):
+            os.replace(self.partial, self.final)          # a kill between the two renames of finish()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.__exit__(*exc)
+
+    def saved_config(self) -> dict | None:
+        """The config.json of the fold --resume would continue (unfinished first), else None."""
+        for d in (self.partial, self.final):
+            if all(os.path.exists(os.path.join(d, n)) for n in ("config.json", "state.json")):
+                return atomic.read_json(os.path.join(d, "config.json"))
+        return None
+
+    def begin(self, config: dict, epochs: int, resume: bool, must_match: tuple[str, ...] = ()) -> bool:
+        """Prepare the partial folder; False when --resume finds the fold already finished.
+
+        `config` (the config plus what it was trained on) is written to config.json; the keys in
+        `must_match` (labels, folds hash) must equal the saved fold's to resume it.
+        """
+        self.epochs = epochs
+        source = self._resumable() if resume else None
+        if resume and source is None:
+            print(f"resume: nothing to resume in {self.partial} or {self.final}; starting fresh", flush=True)
+        if source is not None:
+            saved = atomic.read_json(os.path.join(source, "config.json"))
+            differ = [k for k in must_match if saved.get(k) != config.get(k)]
+            if differ:
+                raise KitError(f"cannot resume {source}: it was trained on other {' and '.join(differ)} than the "
+                               f"data now; train it afresh (without --resume)")
+            state = atomic.read_json(os.path.join(source, "state.json"))
+            if source == self.final and (state.get("stopped") in ("early", "nan") or state["epoch"] >= epochs):
+                self.state = state
+                return False
+            if source == self.final:                      # more epochs for a finished fold: work on a copy
+                tmp = atomic.temp_name(self.partial)
+                os.remove(tmp)
+                shutil.copytree(self.final, tmp)
+                shutil.rmtree(self.partial, ignore_errors=True)
+                os.replace(tmp, self.partial)
+            self.resuming = True
+            self.state = {**fresh_state(), **state, "stopped": None, "done": False}
+            if state.get("stopped") in ("early", "nan"):
+                self.state["stopped"] = state["stopped"]
+            self._settle()
+            hist = os.path.join(self.partial, "history.csv")
+            if os.path.exists(hist):
+                self.history = [h for h in pd.read_csv(hist).to_dict("records") if h["epoch"] <= self.state["epoch"]]
+        else:
+            if os.path.exists(self.partial):
+                warn(f"discarding the unfinished fold in {self.partial} (--resume continues it instead)")
+                shutil.rmtree(self.partial)
+            os.makedirs(self.partial)
+        atomic.write_json(os.path.join(self.partial, "config.json"), config)
+        return True
+
+    def _resumable(self) -> str | None:
+        for d in (self.partial, self.final):
+            if all(os.path.exists(os.path.join(d, n)) for n in ("config.json", "state.json")) and \
+                    (os.path.exists(os.path.join(d, _LAST[0])) or glob.glob(os.path.join(d, "last.e*.keras"))):
+                return d
+        return None
+
+    def _settle(self) -> None:
+        """Give the plain names to the checkpoints of the epochs state.json names; drop others."""
+        d = self.partial
+        for plain, stamped, epoch in [(_LAST[0], _LAST[1], self.state["epoch"])] + \
+                [(p, s, self.state["best_epoch"]) for p, s in _BEST]:
+            want = os.path.join(d, stamped.format(epoch))
+            if os.path.exists(want):
+                os.replace(want, os.path.join(d, plain))
+            pattern = re.escape(stamped).replace(r"\{:04d\}", r"\d{4}")
+            for p in os.listdir(d):
+                if re.fullmatch(pattern, p):
+                    os.remove(os.path.join(d, p))
+        atomic.clean_stale(d)
+
+    def load_last(self):
+        """The model and optimizer of the last committed epoch (call inside the strategy scope)."""
+        import keras
+
+        return keras.models.load_model(os.path.join(self.partial, _LAST[0]))
+
+    @property
+    def epoch(self) -> int:
+        """Epochs done: Keras' `initial_epoch`."""
+        return int(self.state["epoch"])
+
+    @property
+    def last_epoch(self) -> int:
+        """Keras' `epochs`: the planned length, or where a fold that already stopped (early, or
+        on a non-finite loss) but was killed before finishing stands."""
+        return self.epoch if self.state["stopped"] in ("early", "nan") else self.epochs
+
+    # ------------------------------------------------------------------ per epoch
+
+    def callback(self, evaluate: Callable[[object], EpochScore], patience: int, max_minutes: float, seed: int):
+        """The Keras callback that scores, checkpoints and stops; see `_monitor_class`."""
+        return _monitor_class()(self, evaluate, patience, max_minutes, seed)
+
+    def _end_epoch(self, model, epoch: int, loss: float, lr: float, result: EpochScore, seconds: float) -> bool:
+        st, d = self.state, self.partial
+        row = {"epoch": epoch, "loss": loss, self.metric: result.score, **result.extra, "lr": lr,
+               "seconds": round(seconds, 2)}
+        self.history.append(row)
+        better = bool(np.isfinite(result.score)) and result.score > st["best"] + 1e-9
+        if better:
+            st.update(best=float(result.score), best_epoch=epoch, wait=0)
+            with atomic.atomic_path(os.path.join(d, _BEST[0][1].format(epoch)), suffix=".weights.h5") as tmp:
+                model.save_weights(tmp)
+            atomic.write_csv(os.path.join(d, _BEST[1][1].format(epoch)), result.oof, float_format="%.6g")
+        else:
+            st["wait"] += 1
+        with atomic.atomic_path(os.path.join(d, _LAST[1].format(epoch)), suffix=".keras") as tmp:
+            model.save(tmp)
+        atomic.write_csv(os.path.join(d, "history.csv"), pd.DataFrame(self.history))
+        st["epoch"] = epoch
+        st["seconds"] = round(st["seconds"] + seconds, 1)
+        kill_point(f"before-state-{epoch}")
+        atomic.write_json(os.path.join(d, "state.json"), st)      # the commit point of this epoch
+        kill_point(f"after-state-{epoch}")
+        self._settle()
+        return better
+
+    # ------------------------------------------------------------------ end
+
+    def finish(self, model, title: str, extra: dict | None = None,
+               per_label: Callable[[pd.DataFrame], pd.Series] | None = None) -> dict:
+        """Write metrics.json and the plots, mark the fold done and move it into place."""
+        st, d = self.state, self.partial
+        if st["epoch"] == 0 or st["best_epoch"] == 0:
+            raise KitError(f"{d}: no epoch finished with a finite {self.metric}; nothing to keep")
+        model.load_weights(os.path.join(d, _BEST[0][0]))
+        with atomic.atomic_path(os.path.join(d, "best.keras"), suffix=".keras") as tmp:
+            model.save(tmp)
+        history = pd.DataFrame(self.history)
+        plots.plot_history(history, os.path.join(d, "history.png"), self.metric, title)
+        best_row = history[history["epoch"] == st["best_epoch"]].to_dict("records")
+        extras = {k: v for k, v in (best_row[0] if best_row else {}).items()
+                  if k not in ("epoch", "loss", "lr", "seconds", self.metric)}
+        metrics = {"metric": self.metric, "score": st["best"], self.metric: st["best"], **extras,
+                   "best_epoch": st["best_epoch"], "epochs_run": st["epoch"], "epochs_planned": self.epochs,
+                   "stopped": st["stopped"], "train_seconds": st["seconds"], **(extra or {})}
+        if per_label is not None:
+            oof = pd.read_csv(os.path.join(d, "oof.csv"))
+            scores = per_label(oof)
+            metrics["per_label"] = {str(k): round(float(v), 4) for k, v in scores.items()}
+            plots.plot_bars(scores, os.path.join(d, "per_label.png"), f"out-of-fold {self.metric} per label",
+                            f"{title}: per label, worst first")
+        atomic.write_json(os.path.join(d, "metrics.json"), metrics)
+        kill_point("before-done")
+        st["done"] = True
+        atomic.write_json(os.path.join(d, "state.json"), st)
+        kill_point("before-move")
+        atomic.replace_dir(self.partial, self.final)
+        return metrics
+
+    def finished_metrics(self) -> dict:
+        return atomic.read_json(os.path.join(self.final, "metrics.json"))
+
+
+def _monitor_class():
+    import keras
+
+    class FoldMonitor(keras.callbacks.Callback):
+        """Scores the validation data after each epoch and commits the fold's checkpoints.
+
+        Not Keras' ModelCheckpoint/EarlyStopping/CSVLogger: they write in place (a kill leaves a
+        torn file) and EarlyStopping's patience restarts at zero on resume. Dropout seeds are
+        reset from (seed, epoch) at each epoch start, so a resumed run replays exactly what an
+        uninterrupted one would have done.
+        """
+
+        def __init__(self, run: FoldRun, evaluate, patience: int, max_minutes: float, seed: int):
+            super().__init__()
+            self.run, self.evaluate = run, evaluate
+            self.patience, self.max_minutes, self.seed = patience, max_minutes, seed
+            self.t_start = time.time()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t_epoch = time.time()
+            states = [v for v in self.model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+            for i, v in enumerate(states):
+                v.assign(np.array([self.seed * 7919 + i, epoch << 20], dtype=v.dtype))
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs if logs is not None else {}
+            result = self.evaluate(self.model)
+            logs[self.run.metric] = result.score
+            lr = self.model.optimizer.learning_rate
+            lr = float(np.asarray(lr.numpy() if hasattr(lr, "numpy") else lr))
+            loss = float(logs.get("loss", math.nan))
+            seconds = time.time() - self.t_epoch
+            better = self.run._end_epoch(self.model, epoch + 1, loss, lr, result, seconds)
+            st = self.run.state
+            extra = "".join(f" {k} {v:.4f}" for k, v in result.extra.items() if isinstance(v, float))
+            print(f"epoch {epoch + 1}/{self.run.epochs}: loss {loss:.4f} {self.run.metric} {result.score:.4f}{extra}"
+                  f"{' *' if better else ''} (best {st['best']:.4f} at epoch {st['best_epoch']}) {seconds:.1f}s",
+                  flush=True)
+            stop = None
+            if not math.isfinite(loss):
+                stop = "nan"
+            elif st["wait"] >= self.patience:
+                stop = "early"
+            elif self.max_minutes and time.time() - self.t_start > 60 * self.max_minutes:
+                stop = "time"
+            if stop:
+                st["stopped"] = stop
+                atomic.write_json(os.path.join(self.run.partial, "state.json"), st)
+                print({"nan": "stopping: the loss is not finite (the best epoch so far is kept)",
+                       "early": f"early stopping: no better {self.run.metric} for {self.patience} epochs",
+                       "time": f"stopping: --max-minutes {self.max_minutes} reached (--resume continues)"}[stop],
+                      flush=True)
+                self.model.stop_training = True
+
+    return FoldMonitor
+
+
+def fit_verbosity() -> int:
+    """Keras' progress bar on a terminal, one line per epoch in logs."""
+    return 1 if sys.stdout.isatty() else 0
