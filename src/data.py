@@ -41,7 +41,11 @@ def identity(root: str) -> list[bytes]:
     parts = []
     for name in TRAIN_CSVS:
         p = os.path.join(root, name)
-        parts.append(open(p, "rb").read() if os.path.isfile(p) else b"")
+        if os.path.isfile(p):
+            with open(p, "rb") as f:
+                parts.append(f.read())
+        else:
+            parts.append(b"")
     p = os.path.join(root, "sample_submission.csv")
     parts.append(",".join(tables.header(p)).encode() if os.path.isfile(p) else b"")
     return parts

@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from .config import FatConfig
+from .kit import runs
 from .kit.errors import KitError
 
 VGG_BLOCKS = 5
@@ -91,7 +92,9 @@ def _vgg_body_weights(path: str, shape: tuple[int, int, int]):
                            f"of VGG19 without its top)")
     body = keras.applications.VGG19(include_top=False, weights=None, input_shape=shape)
     try:
-        body.load_weights(path)
+        runs.load_weights_checked(body, path)
+    except KitError as e:
+        raise KitError(f"--weights {e}") from None
     except Exception as e:  # noqa: BLE001 - Keras raises ValueError/KeyError/TypeError for a file of another model
         raise KitError(f"--weights {path}: does not fit VGG19 without top ({e.__class__.__name__}: "
                        f"{str(e).strip()[:200]})") from None

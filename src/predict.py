@@ -53,7 +53,7 @@ def load_model(fold: runs.Fold):
 
     cfg = configio.from_dict(FatConfig, fold.config)
     model = models.build(cfg, len(fold.labels))
-    model.load_weights(fold.weights)
+    runs.load_weights_checked(model, fold.weights)
     return model
 
 

@@ -1,24 +1,107 @@
+"""FAT2019 networks and losses: VGG19 transfer (weights from a file, frozen body, --unfreeze),
+the CNN, the noise-aware loss and how each --noisy mode reaches it."""
 import numpy as np
+import pytest
 
 from src.config import FatConfig
+from src.kit.errors import KitError
+
+VGG = dict(model="vgg19", n_mels=32, crop_frames=32)
 
 
-def test_vgg19_loads_body_weights_from_a_local_file(tmp_path, monkeypatch):
-    """The offline path Kaggle kernels use: VGG19 body weights from a file, not a download."""
+@pytest.fixture(scope="module")
+def body_file(tmp_path_factory):
+    """A VGG19-without-top weights file written here (random weights: no ImageNet download)."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    body = keras.applications.VGG19(include_top=False, weights=None, input_shape=(32, 32, 3))
+    path = str(tmp_path_factory.mktemp("vgg") / "vgg19_notop.weights.h5")
+    body.save_weights(path)
+    return path, body.get_weights()
+
+
+def conv_weights(model):
+    return {l.name: l.get_weights() for l in model.layers if l.name.startswith("block") and l.weights}
+
+
+def test_vgg19_loads_body_weights_from_a_file_and_the_env(body_file, monkeypatch):
+    from src import models
+
+    path, want = body_file
+    m = models.build(FatConfig(**VGG, weights=path), 5, pretrained=True)
+    assert m.output_shape == (None, 5)
+    got = [w for ws in conv_weights(m).values() for w in ws]
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    assert not any(isinstance(l, type(m)) for l in m.layers)             # one flat graph, no nested model
+    monkeypatch.setenv("VGG19_WEIGHTS", path)
+    m2 = models.build(FatConfig(**VGG), 5, pretrained=True)               # found through VGG19_WEIGHTS
+    np.testing.assert_array_equal(conv_weights(m2)["block5_conv4"][0], conv_weights(m)["block5_conv4"][0])
+
+
+def test_vgg19_refuses_to_train_from_random_weights_by_accident(tmp_path, monkeypatch):
+    from src import models
+
+    monkeypatch.delenv("VGG19_WEIGHTS", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(KitError, match="needs ImageNet weights.*--weights none"):
+        models.build(FatConfig(**VGG), 5, pretrained=True)
+    assert models.build(FatConfig(**VGG, weights="none"), 5, pretrained=True).output_shape == (None, 5)
+
+
+@pytest.mark.parametrize("content, message", [(None, "file not found"), (b"not hdf5 at all", "not an HDF5 file"),
+                                              ("other", "does not fit VGG19 without top")])
+def test_vgg19_bad_weights_files_are_named(tmp_path, content, message):
     import keras
 
     from src import models
 
-    cfg = FatConfig(model="vgg19", n_mels=32, crop_frames=32)
-    body = keras.applications.VGG19(include_top=False, weights=None, input_shape=(32, 32, 3))
-    path = str(tmp_path / "vgg19_notop.weights.h5")
-    body.save_weights(path)
-    monkeypatch.setenv("VGG19_WEIGHTS", path)
-    m = models.build(cfg, 5)
-    assert m.output_shape == (None, 5)
-    loaded = next(l for l in m.layers if l.name.startswith("vgg19"))
-    for a, b in zip(loaded.get_weights(), body.get_weights()):
-        np.testing.assert_array_equal(a, b)
+    path = tmp_path / "w.weights.h5"
+    if content == "other":
+        keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]).save_weights(str(path))
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(KitError, match=message) as e:
+        models.build(FatConfig(**VGG, weights=str(path)), 5, pretrained=True)
+    assert str(path) in str(e.value)
+
+
+def test_frozen_body_keeps_its_weights_and_unfreeze_opens_exactly_n_blocks(body_file):
+    import keras
+
+    from src import models
+
+    cfg = FatConfig(**VGG, weights=body_file[0])
+    m = models.build(cfg, 3, pretrained=True)
+    before = conv_weights(m)
+    head_before = m.get_layer("labels").get_weights()[0].copy()
+    m.compile(optimizer=keras.optimizers.Adam(0.01), loss=models.loss(cfg))
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 1)).astype("float32")
+    y = np.concatenate([np.eye(3)[[0, 1, 2, 0]], np.zeros((4, 1))], axis=1).astype("float32")
+    m.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    for name, ws in conv_weights(m).items():
+        for a, b in zip(ws, before[name]):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(m.get_layer("labels").get_weights()[0], head_before)   # the head did learn
+    names = models.unfreeze(m, 2)
+    assert sorted({n[:6] for n in names}) == ["block4", "block5"] and len(names) == 8
+    assert all(l.trainable == l.name.startswith(("block4_", "block5_")) for l in m.layers if l.name.startswith("block"))
+    assert models.unfreeze(m, 0) == []
+    with pytest.raises(KitError, match="5 conv blocks"):
+        models.unfreeze(m, 6)
+
+
+def test_vgg19_delta_channels():
+    from src import models
+
+    m = models.build(FatConfig(**VGG, vgg_input="deltas", weights="none"), 4, pretrained=True)
+    ramp = np.tile(np.arange(32, dtype="float32") / 32, (32, 1))[None, :, :, None]
+    import keras
+
+    channels = keras.Model(m.input, m.get_layer("channels").output)(ramp).numpy()
+    np.testing.assert_allclose(channels[0, 5, 10], [10 / 32, models.DELTA_SCALES[0] / 32, 0], atol=1e-5)
 
 
 def test_cnn_output_is_a_probability_per_label():
@@ -28,3 +111,41 @@ def test_cnn_output_is_a_probability_per_label():
     m = models.build(cfg, 7)
     p = m.predict(np.random.default_rng(0).normal(size=(3, 32, 32, 1)).astype("float32"), verbose=0)
     assert p.shape == (3, 7) and (p >= 0).all() and (p <= 1).all()
+
+
+def test_noisy_losses_hand_computed():
+    from src.losses import NoisyBCE
+
+    p = np.array([[0.8, 0.2], [0.3, 0.6]], np.float32)
+    y = np.array([[1, 0, 0], [1, 0, 1]], np.float32)                      # last column: noisy
+    bce = lambda t, q: -np.mean(t * np.log(q) + (1 - t) * np.log(1 - q), axis=-1)   # noqa: E731
+    want_clean = bce(np.array([1.0, 0.0]), p[0])
+    for kind, target in [("bce", [1.0, 0.0]), ("lsoft", [0.7 + 0.3 * 0.3, 0.3 * 0.6]),
+                         ("bootstrap", [0.7, 0.3])]:
+        got = NoisyBCE(kind=kind, beta=0.7, reduction=None)(y, p).numpy()
+        np.testing.assert_allclose(got, [want_clean, bce(np.array(target), p[1])], rtol=1e-5)
+
+
+def test_each_noisy_mode_reaches_the_training_batches():
+    from src.datasets import training_batches
+    from src.features import FeatureSet
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=(8, 20)).astype(np.float16) for _ in range(6)]
+    fs = object.__new__(FeatureSet)
+    fs.fnames, fs.paths, fs._arrays, fs.in_memory = [str(i) for i in range(6)], [""] * 6, arrays, True
+    fs.frames, fs.nbytes = np.array([20] * 6), 0
+    y = np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1, 2]]
+    noisy = np.array([0, 0, 0, 1, 1, 1], np.float32)
+    cfg = FatConfig(n_mels=8, crop_frames=10, batch_size=6, spec_augment=False)
+    for mode, w_noisy in (("all", 1.0), ("weighted", 0.25)):
+        w = np.where(noisy > 0, w_noisy, 1.0).astype(np.float32)
+        x, yb, wb = next(training_batches(fs, y, w, noisy, cfg.replace(noisy=mode, noisy_weight=0.25), 0, 0, 1))
+        assert x.shape == (6, 8, 10, 1) and yb.shape == (6, 4)
+        np.testing.assert_array_equal(wb[yb[:, -1] == 1], w_noisy)         # the noisy flag travels with its weight
+        assert yb[:, -1].sum() == 3
+    # finetune: from epoch 2 on, curated clips only
+    batches = training_batches(fs, y, np.ones(6, np.float32), noisy, cfg, 0, 0, 2, curated_only_from=2)
+    flags = [next(batches)[1][:, -1] for _ in range(6)]                   # 3 epochs x 2 steps
+    assert all(f.sum() > 0 for f in flags[:2]) or sum(f.sum() for f in flags[:4]) > 0
+    assert all(f.sum() == 0 for f in flags[4:])

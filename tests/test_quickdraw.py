@@ -9,13 +9,17 @@ import pytest
 
 from src.kit.metrics import map_at_k
 from src.quickdraw import data, score, strokes
+from src.kit.errors import KitWarning
 from src.quickdraw.strokes import Ink, parse_drawings, rasterize, to_stroke3
 
 U = 1 / 255
 
 
 def ink(*drawings):
-    return strokes.ink_from_lists(list(drawings))
+    """Ink from drawings in Kaggle's structure (lists)."""
+    k, valid, bad = parse_drawings([json.dumps(d) for d in drawings])
+    assert not bad, bad
+    return k
 
 
 # ---------------------------------------------------------------- parsing and bad input
@@ -63,7 +67,7 @@ def test_parse_nan_field_from_pandas():
 
 def test_summarize_bad_names_first_keys():
     msg = strokes.summarize_bad({0: "x", 2: "y", 3: "x"}, ["k0", "k1", "k2", "k3"], "rows", limit=2)
-    assert msg.startswith("warning: 3 rows") and "x: 2" in msg and "k0, k2" in msg and "1 more" in msg
+    assert msg.startswith("3 rows") and "x: 2" in msg and "k0, k2" in msg and "1 more" in msg
 
 
 # ---------------------------------------------------------------- stroke-3 / stroke-5
@@ -150,7 +154,9 @@ def test_raster_time_colour_brighter_wins_and_pil_agrees_roughly():
     img = rasterize(ink(d), size=9, line_width=1, time_colour=True)
     assert img[0, 4, 4] == 255                            # crossing: the first stroke's grey
     assert img[0, 0, 4] == 240 and img[0, 0, 0] == 225
-    pil = strokes.rasterize_pil(ink(d), size=9, line_width=1, time_colour=True)
+    from benchmarks.pil_raster import rasterize_pil
+
+    pil = rasterize_pil(ink(d), size=9, line_width=1, time_colour=True)
     assert ((pil > 0) == (img > 0)).mean() > 0.9
 
 
@@ -168,7 +174,7 @@ def test_augment_keeps_structure_and_normalisation():
     for i in range(2):
         pts = a.take([i]).xy
         assert pts.min(axis=0).tolist() == [0, 0] and (pts.max(axis=0) - pts.min(axis=0)).max() == 255
-    assert b is not a
+    assert not np.array_equal(strokes.augment(k, np.random.default_rng(1)).xy, b.xy)   # another seed, another draw
 
 
 def test_augment_identity_when_off():
@@ -210,15 +216,18 @@ def test_training_bad_rows_skipped_counted_and_named(tmp_path, capsys):
     _write_category(tmp_path, "a b", rows, 100)
     _write_category(tmp_path, "c", [good] * 3, 200)
     _write_category(tmp_path, "d", [good] * 3, 300)
-    ts = data.load_train(str(tmp_path), chunk_size=3)
-    err = capsys.readouterr().err
-    assert err.count("warning") == 1 and "4 training rows skipped" in err
+    with pytest.warns(KitWarning) as rec:
+        ts = data.load_train(str(tmp_path), chunk_size=3)
+    assert len(rec) == 1
+    err = str(rec[0].message)
+    assert "4 training rows skipped" in err
     for reason in (strokes.BAD_JSON, strokes.NO_STROKES, strokes.OUT_OF_RANGE, strokes.UNEQUAL):
         assert reason in err
     assert "101, 103, 104, 105" in err
     assert ts.counts.tolist() == [6, 3, 3] and ts.words == ["a b", "c", "d"]
     # the per-category cap counts valid drawings and stops reading
-    ts = data.load_train(str(tmp_path), per_class=3, chunk_size=2)
+    with pytest.warns(KitWarning, match="training rows skipped"):
+        ts = data.load_train(str(tmp_path), per_class=3, chunk_size=2)
     assert ts.counts.tolist() == [3, 3, 3]
     assert ts.key_ids[:3].tolist() == ["100", "102", "106"]
 
@@ -238,31 +247,46 @@ def test_missing_columns_is_a_kit_error(tmp_path):
         data.load_train(str(tmp_path))
 
 
-def test_folds_stratified_stable_and_extended(tmp_path):
+def test_folds_stratified_then_refused_when_drawings_are_added(tmp_path, monkeypatch, capsys):
     good = json.dumps([[[0, 255], [0, 255]]])
     for j, w in enumerate("abc"):
         _write_category(tmp_path, w, [good] * (10 + j), 1000 * (j + 1))
+    monkeypatch.chdir(tmp_path)
     ts = data.load_train(str(tmp_path))
-    path = str(tmp_path / "folds" / "quickdraw-x.csv")
-    f = data.ensure_folds(path, ts, 5, 0)
-    df = pd.read_csv(path)
+    f, sha = data.load_folds("x", ts, 5, 0)
+    df = pd.read_csv("folds/x.csv")
     assert list(df.columns) == ["key_id", "word", "fold"] and len(df) == len(ts.y)
     for c in range(3):
         per = np.bincount(f[ts.y == c], minlength=5)
         assert per.max() - per.min() <= 1
     assert np.bincount(f).max() - np.bincount(f).min() <= 1
-    np.testing.assert_array_equal(data.ensure_folds(path, ts, 5, 0), f)
-    # more drawings later: old assignments kept, new ones added to the file
+    f2, sha2 = data.load_folds("x", ts, 5, 0)
+    np.testing.assert_array_equal(f2, f)
+    assert sha2 == sha
+    sub = data.load_train(str(tmp_path), per_class=4)                     # a subset is served by the file
+    np.testing.assert_array_equal(data.load_folds("x", sub, 5, 0)[0], f[np.isin(ts.key_ids, sub.key_ids)])
+    # more drawings later: refused (never silently extended), with the command that rebuilds
     _write_category(tmp_path, "d", [good] * 5, 9000)
     ts2 = data.load_train(str(tmp_path))
-    f2 = data.ensure_folds(path, ts2, 5, 0)
-    np.testing.assert_array_equal(f2[:len(f)], f)
-    assert len(pd.read_csv(path)) == len(ts2.y) and set(f2) == set(range(5))
+    with pytest.raises(data.KitError, match="5 of the 38 key_ids now loaded have no fold.*python -m src.quickdraw.folds"):
+        data.load_folds("x", ts2, 5, 0)
+    assert len(pd.read_csv("folds/x.csv")) == len(ts.y)                   # the file is unchanged
+
+
+def test_duplicate_key_ids_are_refused(tmp_path):
+    good = json.dumps([[[0, 255], [0, 255]]])
+    _write_category(tmp_path, "a", [good] * 3, 100)
+    _write_category(tmp_path, "b", [good] * 3, 102)                        # 102 is also in a
+    _write_category(tmp_path, "c", [good] * 3, 200)
+    with pytest.raises(data.KitError, match="duplicate key_id.*102"):
+        data.load_train(str(tmp_path))
 
 
 def test_demo_layout_deterministic_and_complete(tmp_path):
-    d1 = data.make_demo(str(tmp_path / "a" / "demo-quickdraw"))
-    d2 = data.make_demo(str(tmp_path / "b" / "demo-quickdraw"))
+    from src.quickdraw.demo import make_demo
+
+    d1 = make_demo(str(tmp_path / "a" / "demo-quickdraw"))
+    d2 = make_demo(str(tmp_path / "b" / "demo-quickdraw"))
     files = sorted(os.listdir(os.path.join(d1, "train_simplified")))
     assert len(files) >= 6 and "stop sign.csv" in files
     for f in files + ["../test_simplified.csv", "../sample_submission.csv"]:
@@ -279,7 +303,7 @@ def test_demo_layout_deterministic_and_complete(tmp_path):
     assert sol.key_id.tolist() == te.key_id.tolist() and "stop_sign" in set(sol.word)
     sample = pd.read_csv(os.path.join(d1, "sample_submission.csv"))
     assert sample.key_id.tolist() == te.key_id.tolist()
-    assert data.make_demo(d1) == d1                      # exists: not rewritten
+    assert make_demo(d1) == d1                           # exists: not rewritten
 
 
 # ---------------------------------------------------------------- MAP@3 and scoring

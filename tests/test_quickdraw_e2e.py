@@ -1,30 +1,27 @@
-"""Quick, Draw! end to end on the demo data with tiny models (1 epoch): cv, predict, score,
-study; model save/load; CLI errors. Each CLI runs in tmp_path."""
+"""Quick, Draw! end to end on the demo data with tiny models: cv, resume, named runs, predict,
+score, study; CLI errors. Each CLI runs in a temporary folder."""
+import json
 import os
-import tempfile
+import re
 
-os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="keras-home-")     # before TensorFlow loads
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import pandas as pd
+import pytest
 
-import json  # noqa: E402
-import re  # noqa: E402
+from conftest import one, run_module
+from src.kit.errors import KitWarning
+from src.quickdraw import cv, data, predict, score, study
+from src.quickdraw.config import QDConfig
+from src.quickdraw.demo import DEMO_TEST_PER_CLASS, DEMO_WORDS
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-
-# Keras 3 + numpy 2 emit a DeprecationWarning about __array__(copy=...) on every predict
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
-
-from src.quickdraw import cv, data, predict, score, study  # noqa: E402
-from src.quickdraw.config import QDConfig  # noqa: E402
-
-TINY = ["--per-class", "12", "--epochs", "1", "--batch-size", "32"]
+TINY = ["--per-class", "12", "--epochs", "1", "--min-steps", "0", "--batch-size", "32", "--n-folds", "3"]
 TINY_CNN = TINY + ["--model", "cnn", "--raster-size", "32", "--cnn-filters", "4", "--cnn-blocks", "2"]
 TINY_INCEPTION = TINY + ["--model", "inception", "--raster-size", "32", "--cnn-filters", "8", "--cnn-blocks", "2"]
 TINY_LSTM = TINY + ["--model", "lstm", "--max-len", "24", "--lstm-units", "4", "--lstm-layers", "1"]
 TINY_CONVLSTM = TINY + ["--model", "convlstm", "--max-len", "24", "--lstm-units", "4", "--lstm-layers", "1",
                         "--stroke5"]
+FOLD_FILES = ("config.json", "best.weights.h5", "best.keras", "last.keras", "state.json", "history.csv",
+              "history.png", "oof.csv", "metrics.json", "per_label.png")
 
 
 def last_line(capsys) -> str:
@@ -44,46 +41,43 @@ def check_submission(path, sample, words):
 
 @pytest.fixture(scope="module")
 def demo_runs(tmp_path_factory):
-    """cv on the demo (cnn fold 0; lstm all folds; convlstm fold 1), shared by the tests below."""
+    """cv on the demo: cnn fold 0; lstm every fold; convlstm fold 1; shared by the tests below."""
     root = tmp_path_factory.mktemp("qd")
     mp = pytest.MonkeyPatch()
     mp.chdir(root)
-    for argv in (["--fold", "0", "--n-folds", "3"] + TINY_CNN, ["--fold", "all"] + TINY_LSTM,
-                 ["--fold", "1"] + TINY_CONVLSTM):
+    for argv in (["--fold", "0"] + TINY_CNN, ["--fold", "all"] + TINY_LSTM, ["--fold", "1"] + TINY_CONVLSTM):
         assert cv.main(argv) == 0
     mp.undo()
     return root
 
 
-def test_cv_outputs(demo_runs, capsys):
+def test_cv_outputs(demo_runs):
     root = demo_runs
-    run = root / "work" / "quickdraw-demo" / "cnn" / "fold0"
-    for f in ("model.keras", "config.json", "classes.json", "history.csv", "metrics.json", "oof.csv",
-              "oof_probs.npy"):
-        assert (run / f).is_file(), f
-    cfg = json.loads((run / "config.json").read_text())
-    assert cfg["model"] == "cnn" and cfg["raster_size"] == 32 and set(cfg) == set(QDConfig().__dict__)
-    hist = pd.read_csv(run / "history.csv")
-    assert len(hist) == 1 and {"val_map3", "val_top1", "loss", "accuracy"} <= set(hist.columns)
-    m = json.loads((run / "metrics.json").read_text())
+    run = one(str(root / "work" / "demo-quickdraw-*" / "cnn" / "fold0"))
+    for f in FOLD_FILES:
+        assert os.path.isfile(os.path.join(run, f)), f
+    cfg = json.load(open(os.path.join(run, "config.json")))
+    assert cfg["model"] == "cnn" and cfg["raster_size"] == 32 and set(QDConfig().__dict__) <= set(cfg)
+    assert cfg["labels"] == DEMO_WORDS and len(cfg["folds_sha1"]) == 40
+    hist = pd.read_csv(os.path.join(run, "history.csv"))
+    assert hist["epoch"].tolist() == [1] and {"val_map3", "val_top1", "loss", "lr"} <= set(hist.columns)
+    m = json.load(open(os.path.join(run, "metrics.json")))
     assert m["best_epoch"] == 1 and 0 <= m["val_map3"] <= 1 and m["n_classes"] == 8
-    folds = pd.read_csv(root / "folds" / "quickdraw-demo.csv")
+    folds = pd.read_csv(one(str(root / "folds" / "demo-quickdraw-*.csv")))
     assert list(folds.columns) == ["key_id", "word", "fold"] and len(folds) == 8 * 12
-    oof = pd.read_csv(run / "oof.csv")
+    oof = pd.read_csv(os.path.join(run, "oof.csv"))
+    assert list(oof.columns) == ["key_id"] + DEMO_WORDS
     assert len(oof) == m["n_val"] == (folds.fold == 0).sum()
-    assert np.load(run / "oof_probs.npy").shape == (m["n_val"], 8)
-    lstm = root / "work" / "quickdraw-demo" / "lstm"
-    assert sorted(p.name for p in lstm.glob("fold*")) == [f"fold{k}" for k in range(3)]
-    cvm = json.loads((lstm / "cv_metrics.json").read_text())
-    assert len(pd.read_csv(lstm / "oof.csv")) == 96 and 0 <= cvm["oof_map3"] <= 1
+    np.testing.assert_allclose(oof[DEMO_WORDS].sum(axis=1), 1, atol=1e-4)
+    lstm = one(str(root / "work" / "demo-quickdraw-*" / "lstm"))
+    assert sorted(os.listdir(lstm)) == [f"fold{k}" for k in range(3)]
 
 
 def test_cv_last_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert cv.main(["--fold", "1", "--n-folds", "2", "--strategy", "mirrored", "--no-augment"]
-                   + TINY_INCEPTION) == 0
+    assert cv.main(["--fold", "1", "--no-augment"] + TINY_INCEPTION) == 0
     assert re.fullmatch(r"fold 1 map@3 [01]\.\d{4}", last_line(capsys))
-    assert cv.main(["--fold", "all", "--classes", "3", "--per-class", "4"] + TINY_CNN[2:]) == 0
+    assert cv.main(["--fold", "all", "--classes", "3", "--per-class", "6"] + TINY_CNN[2:]) == 0
     assert re.fullmatch(r"fold all map@3 [01]\.\d{4}", last_line(capsys))
 
 
@@ -91,37 +85,81 @@ def test_predict_and_score(demo_runs, monkeypatch, capsys):
     monkeypatch.chdir(demo_runs)
     assert predict.main([]) == 0
     out = capsys.readouterr().out
-    assert "cnn: 1 folds" in out and "lstm: 3 folds" in out and "convlstm: 1 folds" in out
+    assert "cnn: 1 fold(s)" in out and "lstm: 3 fold(s)" in out and "convlstm: 1 fold(s)" in out
+    assert re.search(r"out-of-fold map@3 over \d+ drawings: cnn [01]\.\d{4}, convlstm .*, lstm .*, blend", out) or \
+        "each run over its own folds" in out
     sub = check_submission("submissions/quickdraw_submission.csv", "data/demo-quickdraw/sample_submission.csv",
-                           data.DEMO_WORDS)
-    assert len(sub) == 8 * data.DEMO_TEST_PER_CLASS
+                           DEMO_WORDS)
+    assert len(sub) == 8 * DEMO_TEST_PER_CLASS
     assert score.main(["submissions/quickdraw_submission.csv", "data/demo-quickdraw.solution.csv"]) == 0
     assert re.fullmatch(r"map@3 [01]\.\d{4}", last_line(capsys))
-    # one model only, another output path
-    assert predict.main(["--models", "cnn", "--out", "sub_cnn.csv"]) == 0
-    check_submission("sub_cnn.csv", "data/demo-quickdraw/sample_submission.csv", data.DEMO_WORDS)
+    assert predict.main(["--models", "cnn", "--out", "sub_cnn.csv"]) == 0      # one run only, another path
+    check_submission("sub_cnn.csv", "data/demo-quickdraw/sample_submission.csv", DEMO_WORDS)
 
 
-def test_predict_bad_test_rows_get_three_words(demo_runs, tmp_path, monkeypatch, capsys):
+def test_predict_bad_test_rows_get_three_words(demo_runs, monkeypatch):
     monkeypatch.chdir(demo_runs)
     src = demo_runs / "data" / "demo-quickdraw"
-    bad_dir = tmp_path / "demo"                           # same dataset name: uses the demo runs
-    (bad_dir / "train_simplified").mkdir(parents=True)
-    for f in os.listdir(src / "train_simplified"):
-        (bad_dir / "train_simplified" / f).write_bytes((src / "train_simplified" / f).read_bytes())
     test = pd.read_csv(src / "test_simplified.csv", dtype=str)
+    saved = test.copy()
     bad = ["{not json", "[]", "[[[1, 2], [3]]]", "[[[0, 999], [0, 1]]]"]
     test.loc[:3, "drawing"] = bad
-    test.to_csv(bad_dir / "test_simplified.csv", index=False)
-    (bad_dir / "sample_submission.csv").write_bytes((src / "sample_submission.csv").read_bytes())
-    assert predict.main(["--data-dir", str(bad_dir), "--out", "sub_bad.csv", "--models", "cnn"]) == 0
-    err = capsys.readouterr().err
-    assert err.count("warning") == 1 and "4 test rows" in err
-    assert all(k in err for k in test.key_id[:4])
-    sub = check_submission("sub_bad.csv", src / "sample_submission.csv", data.DEMO_WORDS).set_index("key_id")
-    counts = json.loads((demo_runs / "work/quickdraw-demo/cnn/fold0/classes.json").read_text())
-    fallback = " ".join(w.replace(" ", "_") for w in predict.fallback_words([counts]))
+    test.to_csv(src / "test_simplified.csv", index=False)      # the test set is not part of the dataset's name
+    try:
+        with pytest.warns(KitWarning) as rec:
+            assert predict.main(["--out", "sub_bad.csv", "--models", "cnn"]) == 0
+        msgs = [str(w.message) for w in rec if "test rows" in str(w.message)]
+        assert len(msgs) == 1 and "4 test rows" in msgs[0] and all(k in msgs[0] for k in test.key_id[:4])
+    finally:
+        saved.to_csv(src / "test_simplified.csv", index=False)
+    sub = check_submission("sub_bad.csv", src / "sample_submission.csv", DEMO_WORDS).set_index("key_id")
+    fold = predict.runs.Fold("cnn", 0, "", json.load(open(one("work/*/cnn/fold0/config.json"))), {})
+    fallback = " ".join(w.replace(" ", "_") for w in predict.fallback_words({"cnn": [fold]}))
     assert (sub.loc[test.key_id[:4], "word"] == fallback).all()
+
+
+def test_two_named_variants_both_survive_and_ensemble(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cv.main(["--fold", "0"] + TINY_CNN) == 0
+    assert cv.main(["--fold", "0", "--name", "cnn8"] + TINY_CNN[:-4] + ["--cnn-filters", "8", "--cnn-blocks", "2"]) == 0
+    a = json.load(open(one("work/*/cnn/fold0/config.json")))
+    b = json.load(open(one("work/*/cnn8/fold0/config.json")))
+    assert (a["cnn_filters"], b["cnn_filters"]) == (4, 8) and b["name"] == "cnn8"
+    capsys.readouterr()
+    assert predict.main([]) == 0
+    out = capsys.readouterr().out
+    assert "predict: cnn: 1 fold(s)" in out and "predict: cnn8: 1 fold(s)" in out and "runs cnn, cnn8" in out
+    assert re.search(r"over \d+ drawings: cnn [01]\.\d{4}, cnn8 [01]\.\d{4}, blend [01]\.\d{4}", out)
+
+
+def test_killed_fold_resumes_to_the_same_history(tmp_path, monkeypatch):
+    """Killed (SIGKILL) right after committing epoch 2, then --resume: the history equals an
+    uninterrupted run's, and the half-done fold never replaced a finished one meanwhile."""
+    flags = ["--fold", "0"] + TINY_CNN[:TINY_CNN.index("--epochs")] + ["--epochs", "4"] + \
+        TINY_CNN[TINY_CNN.index("--epochs") + 2:]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    r = run_module("src.quickdraw.cv", *flags, cwd=tmp_path / "a", env={"KIT_KILL_AT": "after-state-2"})
+    assert r.returncode == -9, r.stderr[-2000:]
+    partial = one(str(tmp_path / "a/work/*/cnn/fold0.partial"))
+    assert not os.path.exists(partial[:-len(".partial")])                  # nothing finished to trust yet
+    assert pd.read_csv(os.path.join(partial, "history.csv"))["epoch"].tolist() == [1, 2]
+    monkeypatch.chdir(tmp_path / "a")
+    assert cv.main(flags + ["--resume"]) == 0
+    monkeypatch.chdir(tmp_path / "b")
+    assert cv.main(flags) == 0
+    resumed = pd.read_csv(one(str(tmp_path / "a/work/*/cnn/fold0/history.csv")))
+    straight = pd.read_csv(one(str(tmp_path / "b/work/*/cnn/fold0/history.csv")))
+    assert resumed["epoch"].tolist() == straight["epoch"].tolist() == [1, 2, 3, 4]
+    cols = ["loss", "val_map3", "val_top1", "lr"]
+    np.testing.assert_allclose(resumed[cols].to_numpy(), straight[cols].to_numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_the_model_learns_on_the_demo(qd_demo_run):
+    """Clearly above chance (MAP@3 of random guesses over 8 categories: 0.23): fails if training
+    silently does nothing."""
+    m = json.load(open(one(str(qd_demo_run / "work/demo-quickdraw-*/cnn/fold0/metrics.json"))))
+    assert m["val_map3"] > 0.6, m
 
 
 def test_cli_errors(tmp_path, monkeypatch, capsys):
@@ -135,28 +173,28 @@ def test_cli_errors(tmp_path, monkeypatch, capsys):
     assert "test_simplified.csv" in capsys.readouterr().err
     (tmp_path / "empty" / "test_simplified.csv").write_text("key_id,countrycode,drawing\n")
     assert predict.main(["--data-dir", "empty"]) == 2
-    assert "no trained" in capsys.readouterr().err
+    assert "train_simplified" in capsys.readouterr().err
     assert study.main(["--models", "rnn"]) == 2
     assert cv.main(["--fold", "7"] + TINY_CNN) == 2
     assert "--fold 7" in capsys.readouterr().err
+    assert predict.main([]) == 2                                           # demo, nothing trained
+    assert "python -m src.quickdraw.cv" in capsys.readouterr().err
 
 
-def test_study_tiny(tmp_path, monkeypatch, capsys):
+def test_study_tiny(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert study.main(["--classes", "3,4", "--models", "cnn,lstm"] + TINY
                       + ["--raster-size", "32", "--cnn-filters", "4", "--cnn-blocks", "2", "--max-len", "24",
                          "--lstm-units", "4", "--lstm-layers", "1"]) == 0
-    out = tmp_path / "work" / "quickdraw-demo" / "study"
-    md = (out / "study.md").read_text()
+    out = one(str(tmp_path / "work" / "demo-quickdraw-*" / "study"))
+    md = open(os.path.join(out, "study.md")).read()
     assert "3 classes: top-1 / MAP@3" in md and "| cnn |" in md and "| lstm |" in md
-    assert (out / "study.png").stat().st_size > 1000
-    res = pd.read_csv(out / "results.csv")
+    assert os.path.getsize(os.path.join(out, "study.png")) > 1000
+    res = pd.read_csv(os.path.join(out, "results.csv"))
     assert sorted(zip(res.classes, res.model)) == [(3, "cnn"), (3, "lstm"), (4, "cnn"), (4, "lstm")]
 
 
-def test_models_save_load_and_masking(tmp_path):
-    import keras
-
+def test_models_rebuild_from_config_and_weights_and_masking(tmp_path):
     from src.quickdraw import models
 
     for name in ("lstm", "convlstm", "cnn", "inception"):
@@ -168,9 +206,10 @@ def test_models_save_load_and_masking(tmp_path):
             x[:, :5] = np.random.default_rng(0).normal(size=(2, 5, 3))
         else:
             x = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 1)).astype(np.uint8)
-        path = str(tmp_path / f"{name}.keras")
-        model.save(path)
-        again = keras.models.load_model(path, compile=False)
+        path = str(tmp_path / f"{name}.weights.h5")
+        model.save_weights(path)
+        again = models.build_model(cfg, 5)
+        again.load_weights(path)
         np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
     # masked pooling: padded steps do not count
     feats = np.arange(12, dtype=np.float32).reshape(1, 4, 3)
@@ -183,13 +222,7 @@ def test_models_save_load_and_masking(tmp_path):
 
 def test_cv_mirrored_two_replicas_subprocess(tmp_path):
     """A fresh process, so the CPU can still be split into two logical devices (two replicas)."""
-    import subprocess
-    import sys
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    r = subprocess.run([sys.executable, "-m", "src.quickdraw.cv", "--fold", "0", "--strategy", "mirrored"]
-                       + TINY_CNN, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    r = run_module("src.quickdraw.cv", "--fold", "0", "--strategy", "mirrored", *TINY_CNN, cwd=tmp_path, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "2 device(s)" in r.stdout
     assert re.fullmatch(r"fold 0 map@3 [01]\.\d{4}", r.stdout.strip().splitlines()[-1])

@@ -124,11 +124,14 @@ def replace_dir(new: str, target: str) -> None:
     between the two renames leaves `new` complete and `target` absent: callers finish the move
     on their next start (see fold_runner.FoldRun).
     """
+    from .errors import kill_point
+
     parent = _parent(target)
     old = None
     if os.path.exists(target):
         old = os.path.join(parent, f".{os.path.basename(target)}.{os.getpid()}.old.tmp")
         os.replace(target, old)
+        kill_point("between-renames")
     os.replace(new, target)
     fsync_path(parent)
     if old:

@@ -90,8 +90,10 @@ class FoldRun:
     def __enter__(self) -> "FoldRun":
         self._lock.__enter__()
         atomic.clean_stale(os.path.dirname(self.final) or ".")
-        if not os.path.exists(self.final) and is_finished(self.partial):
-            os.replace(self.partial, self.final)          # a kill between the two renames of finish()
+        if is_finished(self.partial):                     # killed while finishing: it is complete and newest
+            state_path = os.path.join(self.partial, "state.json")
+            atomic.write_json(state_path, {**atomic.read_json(state_path), "done": True})
+            atomic.replace_dir(self.partial, self.final)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -203,3 +203,18 @@ def report_line(scores: dict[str, float], n: int, metric_name: str, what: str) -
         return (f"out-of-fold {metric_name} of each run over its own folds: {parts} (the runs validated "
                 f"different folds, so the blend has no out-of-fold score)")
     return f"out-of-fold {metric_name} over {n} {what}: {parts}"
+
+
+def load_weights_checked(model, path: str) -> None:
+    """model.load_weights, refusing the partial loads Keras only warns about ("Skipping ...:
+    affected layers will retain their freshly-initialized weights"): a model that predicts
+    from random layers must never reach a submission."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.load_weights(path)
+    skipped = [str(w.message) for w in caught if "freshly-initialized" in str(w.message) or "Skipping" in str(w.message)]
+    if skipped:
+        raise KitError(f"{path}: {len(skipped)} part(s) of the model found no weights in the file "
+                       f"({skipped[0][:160]}); it was saved from another architecture or Keras layout")

@@ -1,6 +1,7 @@
 """The one Quick, Draw! config: every field is a CLI flag of cv/predict/study, saved as config.json."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from ..kit.configio import field
@@ -65,3 +66,6 @@ class QDConfig:
     @property
     def run_name(self) -> str:
         return self.name or self.model
+
+    def replace(self, **changes) -> "QDConfig":
+        return dataclasses.replace(self, **changes)

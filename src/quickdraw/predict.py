@@ -61,7 +61,7 @@ def load_model(fold: runs.Fold):
 
     cfg = configio.from_dict(QDConfig, fold.config)
     model = models.build_model(cfg, len(fold.labels))
-    model.load_weights(fold.weights)
+    runs.load_weights_checked(model, fold.weights)
     return model, cfg
 
 

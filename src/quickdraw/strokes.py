@@ -332,34 +332,6 @@ def rasterize(ink: Ink, size: int = 64, line_width: int = 2, time_colour: bool =
     return img.reshape(n, size, size)
 
 
-def rasterize_pil(ink: Ink, size: int = 64, line_width: int = 2, time_colour: bool = False,
-                  pad: int = 0) -> np.ndarray:
-    """The same with PIL's ImageDraw, one drawing at a time (kept for the speed comparison)."""
-    from PIL import Image, ImageDraw
-
-    n = len(ink)
-    out = np.zeros((n, size, size), np.uint8)
-    s = (size - 1 - 2 * pad) / MAX_COORD
-    p = (ink.xy.astype(np.float32) * s + pad).tolist()
-    sl = ink.stroke_len.tolist()
-    pi = si = 0
-    for i, ns in enumerate(ink.n_strokes.tolist()):
-        im = Image.new("L", (size, size))
-        dr = ImageDraw.Draw(im)
-        for k in range(ns):
-            m = sl[si]
-            pts = [tuple(q) for q in p[pi:pi + m]]
-            col = int(stroke_colour(np.array(k))) if time_colour else 255
-            if m == 1:
-                dr.point(pts, fill=col)
-            else:
-                dr.line(pts, fill=col, width=line_width)
-            pi += m
-            si += 1
-        out[i] = np.asarray(im)
-    return out
-
-
 # ---------------------------------------------------------------- augmentation
 
 def augment(ink: Ink, rng: np.random.Generator, rotate: float = 15.0, scale: float = 0.15,
@@ -421,11 +393,3 @@ def fit_box(xy: np.ndarray, point_offsets: np.ndarray) -> np.ndarray:
     f_p = np.repeat(f, counts)[:, None]
     out = np.floor((xy - lo_p) * f_p + 0.5)
     return np.clip(out, 0, MAX_COORD).astype(np.float32)
-
-
-def ink_from_lists(drawings: list) -> Ink:
-    """Ink from drawings in Kaggle's structure (lists), without validation (tests, demo)."""
-    ink, valid, bad = parse_drawings([json.dumps(d) for d in drawings])
-    if bad:
-        raise ValueError(f"bad drawings: {bad}")
-    return ink

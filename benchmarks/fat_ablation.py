@@ -1,0 +1,138 @@
+"""FAT2019 ablation on the real recordings: every row a full 5-fold run, compared on out-of-fold lwlrap.
+
+    python ../shared/data/make_fat_layout.py --out /tmp/fat-real
+    python -m benchmarks.fat_ablation --data-dir /tmp/fat-real [--rows cnn128,none,...] [--work-dir work]
+
+Each row runs `python -m src.cv --data-dir DIR --fold all --name ROW --resume <its flags>` (finished
+folds are kept, so an interrupted ablation continues), then prints and writes
+benchmarks/ablation.md: the row's command, out-of-fold lwlrap, epochs and wall time. The window
+aggregation rows re-score the best row's validation clips with each aggregation (no training).
+Test answers are never read here: test lwlrap comes from `src.predict` + `src.score` for the
+rows chosen on these out-of-fold scores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+COMMON = ["--n-mels", "64", "--eval-hop", "1.0", "--patience", "20"]
+ROWS = {     # name: (what, src.cv flags)
+    "cnn128": ("the CNN as it was the default: 128 mels, curated only", ["--n-mels", "128", "--eval-hop", "1.0",
+                                                                         "--patience", "20"]),
+    "none": ("64 mels, --noisy none", COMMON + ["--noisy", "none"]),
+    "all": ("--noisy all", COMMON + ["--noisy", "all"]),
+    "weighted": ("--noisy weighted (0.5, bce): the previous best", COMMON + ["--noisy", "weighted"]),
+    "lsoft": ("--noisy weighted --noisy-loss lsoft", COMMON + ["--noisy", "weighted", "--noisy-loss", "lsoft"]),
+    "finetune": ("--noisy finetune (last 10 epochs curated only)", COMMON + ["--noisy", "finetune"]),
+    "mixup": ("best noisy mode + mixup 0.4", None),
+    "nospec": ("best noisy mode without SpecAugment", None),
+    "vgg19": ("VGG19 body from random weights (--weights none): not transfer learning", None),
+}
+
+
+def cv_flags(name: str, best: list[str]) -> list[str]:
+    what, flags = ROWS[name]
+    if flags is not None:
+        return flags
+    return {"mixup": best + ["--mixup-alpha", "0.4"], "nospec": best + ["--no-spec-augment"],
+            "vgg19": best + ["--model", "vgg19", "--weights", "none", "--epochs", "20", "--batch-size", "16"]}[name]
+
+
+def oof_score(work: str, dataset: str, run: str, data) -> float:
+    from src import data as fat_data
+    from src.kit import runs
+    from src.kit.metrics import lwlrap
+
+    folds = [runs.Fold(run, k, runs.fold_dir(work, dataset, run, k), {}, {}) for k in range(5)]
+    oof = runs.read_oof(folds)
+    return lwlrap(fat_data.truth(data, oof.index.tolist()), oof[data.labels].to_numpy())
+
+
+def rescore_windows(work: str, dataset: str, run: str, data) -> dict[str, float]:
+    """Out-of-fold lwlrap of `run` with each window aggregation: its folds re-score their
+    validation clips (the same models, no training)."""
+    import numpy as np
+
+    from src import data as fat_data, features, folds as fat_folds
+    from src.config import FatConfig
+    from src.kit import configio, runs
+    from src.kit.atomic import read_json
+    from src.kit.metrics import lwlrap
+    from src.predict import load_model
+    from src.predictor import predict_clips
+
+    out = {}
+    preds = {agg: [] for agg in ("mean", "max", "meanmax")}
+    names = []
+    for k in range(5):
+        path = runs.fold_dir(work, dataset, run, k)
+        config = read_json(os.path.join(path, "config.json"))
+        cfg = configio.from_dict(FatConfig, config)
+        fold_of, _ = fat_folds.load_folds(data, cfg)
+        val = [f for f in data.curated["fname"] if fold_of[f] == k]
+        feats, _ = features.extract(cfg, data.name, "train_curated", data.audio_dir("train_curated"), val)
+        model = load_model(runs.Fold(run, k, path, config, {}))
+        names += feats.fnames
+        for agg in preds:
+            preds[agg].append(predict_clips(model, feats, cfg, window_agg=agg))
+    y = fat_data.truth(data, names)
+    for agg, parts in preds.items():
+        out[agg] = lwlrap(y, np.concatenate(parts))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.fat_ablation", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", default="/tmp/fat-real")
+    ap.add_argument("--rows", default=",".join(ROWS), help=f"comma list of {', '.join(ROWS)}")
+    ap.add_argument("--best", default="weighted", help="the noisy row the mixup/nospec/vgg19 rows build on")
+    ap.add_argument("--work-dir", default="work")
+    ap.add_argument("--out", default=os.path.join("benchmarks", "ablation.md"))
+    args = ap.parse_args(argv)
+    from src import data as fat_data
+    from src.config import FatConfig
+
+    data = fat_data.load(FatConfig(data_dir=args.data_dir))
+    best = cv_flags(args.best, [])
+    lines = ["| row | what | command (`python -m src.cv --data-dir DIR --fold all --name ROW ...`) | out-of-fold lwlrap "
+             "| epochs run (folds) | wall s |", "|---|---|---|---|---|---|"]
+    results = {}
+    for name in args.rows.split(","):
+        flags = cv_flags(name, best)
+        t0 = time.time()
+        cmd = [sys.executable, "-m", "src.cv", "--data-dir", args.data_dir, "--fold", "all", "--name", name,
+               "--work-dir", args.work_dir, "--resume", *flags]
+        print("ablation:", " ".join(cmd[1:]), flush=True)
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.time() - t0
+        if r.returncode != 0:
+            print(r.stderr[-3000:], file=sys.stderr)
+            lines.append(f"| {name} | {ROWS[name][0]} | `{' '.join(flags)}` | failed | | {wall:.0f} |")
+            continue
+        score = oof_score(args.work_dir, data.name, name, data)
+        epochs = [json.load(open(os.path.join(args.work_dir, data.name, name, f"fold{k}", "metrics.json")))["epochs_run"]
+                  for k in range(5)]
+        results[name] = score
+        lines.append(f"| {name} | {ROWS[name][0]} | `{' '.join(flags)}` | {score:.4f} | {'/'.join(map(str, epochs))} "
+                     f"| {wall:.0f} |")
+        print(lines[-1], flush=True)
+    if results:
+        top = max((n for n in results if n != "vgg19"), key=results.get, default=None)
+        if top:
+            for agg, s in rescore_windows(args.work_dir, data.name, top, data).items():
+                lines.append(f"| {top} --window-agg {agg} | windows of {top}'s folds re-scored | "
+                             f"`--window-agg {agg}` | {s:.4f} | | |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with open(args.out, "w") as f:
+        f.write(f"Data: {args.data_dir} ({data.name}); {time.strftime('%Y-%m-%d')}; {os.cpu_count()} CPUs.\n\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

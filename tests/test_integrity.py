@@ -1,0 +1,130 @@
+"""Kill safety and one writer per fold: a process killed (SIGKILL, at a named point via
+KIT_KILL_AT) leaves either the old complete fold or a resumable new one, never a folder mixing
+two runs, and predict never uses a half-made fold."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, TINY_FLAGS, one, run_module
+from src import cv, predict
+from src.kit.errors import KitWarning
+
+
+def cv_flags(*extra):
+    return ["--data-dir", "fat", *TINY_FLAGS, "--fold", "0", *extra]
+
+
+def killed_cv(at: str, *extra) -> subprocess.CompletedProcess:
+    r = run_module("src.cv", *cv_flags(*extra), cwd=".", env={"KIT_KILL_AT": at})
+    assert r.returncode == -9, (r.returncode, r.stdout[-1500:], r.stderr[-1500:])
+    return r
+
+
+def weights_of(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_a_retrain_killed_midway_leaves_the_finished_fold_in_use_then_resumes(tiny, capsys):
+    assert cv.main(cv_flags("--epochs", "1")) == 0
+    final = one("work/fat-*/cnn/fold0")
+    before = weights_of(os.path.join(final, "best.weights.h5"))
+    killed_cv("after-state-1", "--epochs", "3", "--lr", "0.01")           # a fresh retrain, killed after epoch 1
+    assert weights_of(os.path.join(final, "best.weights.h5")) == before    # the finished fold is untouched
+    assert json.load(open(os.path.join(final + ".partial", "state.json")))["epoch"] == 1
+    from src.kit.atomic import pid_alive
+
+    assert not pid_alive(json.load(open(final + ".lock"))["pid"])         # its lock names a dead process: taken over
+    assert predict.main(["--data-dir", "fat"]) == 0                        # predict uses the finished one only
+    assert "1 run(s), 1 fold(s)" in capsys.readouterr().out
+    assert cv.main(cv_flags("--resume", "--epochs", "3")) == 0             # continues the killed retrain
+    assert "resuming after epoch 1" in capsys.readouterr().out
+    assert not os.path.exists(final + ".partial")
+    h = pd.read_csv(os.path.join(final, "history.csv"))
+    assert h["epoch"].tolist() == [1, 2, 3]
+    assert json.load(open(os.path.join(final, "config.json")))["lr"] == 0.01
+
+
+@pytest.mark.parametrize("at", ["before-state-2", "before-done", "before-move", "between-renames"])
+def test_every_kill_point_ends_in_a_complete_fold(tiny, capsys, at):
+    """Killed while committing an epoch, after metrics.json, before or during the move into place:
+    a later start finishes or resumes it, and the fold's files all come from one run."""
+    if at == "between-renames":
+        assert cv.main(cv_flags("--epochs", "1")) == 0                     # an old fold to be replaced
+    killed_cv(at, "--epochs", "2")
+    assert cv.main(cv_flags("--epochs", "2", "--resume")) == 0
+    final = one("work/fat-*/cnn/fold0")
+    assert sorted(p for p in os.listdir(os.path.dirname(final))) == ["fold0"]   # no partial, no temp, no lock
+    state = json.load(open(os.path.join(final, "state.json")))
+    metrics = json.load(open(os.path.join(final, "metrics.json")))
+    assert state["done"] and state["epoch"] == 2 == metrics["epochs_run"]
+    assert pd.read_csv(os.path.join(final, "history.csv"))["epoch"].tolist() == [1, 2]
+    assert not [p for p in os.listdir(final) if ".e0" in p or p.endswith(".tmp")]   # no stamped checkpoint left
+    oof = pd.read_csv(os.path.join(final, "oof.csv"))
+    assert metrics["val_lwlrap"] == pytest.approx(state["best"])
+    assert len(oof) == metrics["n_val"]
+
+
+def test_a_second_process_on_the_same_fold_is_refused_by_name(tiny, capsys):
+    from src import data as fat_data
+    from src.config import FatConfig
+
+    name = fat_data.load(FatConfig(data_dir="fat")).name
+    lock_path = os.path.join("work", name, "cnn", "fold0.lock")
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import sys, time
+sys.path.insert(0, {ROOT!r})
+from src.kit import lock
+with lock.exclusive({lock_path!r}, "x"):
+    print("held", flush=True)
+    time.sleep(60)
+"""], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        capsys.readouterr()
+        assert cv.main(cv_flags("--epochs", "1")) == 2
+        err = capsys.readouterr().err
+        assert f"pid {holder.pid}" in err and "in use by another process" in err and "-c" in err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert cv.main(cv_flags("--epochs", "1")) == 0                         # the dead holder's lock is taken over
+
+
+def test_two_first_demo_generations_at_once_both_succeed(tmp_path):
+    code = f"""
+import sys
+sys.path.insert(0, {ROOT!r})
+from src import demo_data
+from src.quickdraw.demo import make_demo
+print(demo_data.ensure("data/demo-fat2019"), make_demo("data/demo-quickdraw"))
+"""
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-800:] for o in outs]
+    fat = tmp_path / "data" / "demo-fat2019"
+    cur = pd.read_csv(fat / "train_curated.csv")
+    assert all((fat / "train_curated" / f).is_file() for f in cur["fname"])
+    assert sorted(os.listdir(tmp_path / "data")) == ["demo-fat2019", "demo-fat2019.solution.csv",
+                                                     "demo-quickdraw", "demo-quickdraw.solution.csv"]
+
+
+def test_oof_rows_of_clips_no_longer_in_the_data_are_dropped_not_fatal(tmp_path):
+    from src.kit import runs
+    from src.kit.metrics import lwlrap
+
+    d = tmp_path / "r" / "fold0"
+    d.mkdir(parents=True)
+    pd.DataFrame({"fname": ["a.wav", "gone.wav", "b.wav"], "X": [0.9, 0.5, 0.1], "Y": [0.1, 0.5, 0.9]}).to_csv(
+        d / "oof.csv", index=False)
+    truth = {"a.wav": [1, 0], "b.wav": [0, 1]}
+    scores, ids, _, _ = runs.oof_scores(
+        {"r": [runs.Fold("r", 0, str(d), {}, {})]}, ["X", "Y"],
+        lambda f: np.array([truth.get(i, [np.nan, np.nan]) for i in f], dtype=float), lwlrap)
+    assert ids == ["a.wav", "b.wav"] and scores["r"] == 1.0
