@@ -138,6 +138,9 @@ def stage_dataset(spec: Spec, args) -> tuple[str, dict]:
                 "created": time.strftime("%Y-%m-%d %H:%M:%S")}
 
     def fill(tmp: str) -> None:
+        from .kit.distribute import quiet_tensorflow
+
+        quiet_tensorflow()
         import keras
 
         for run, folds in found.items():

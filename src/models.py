@@ -23,12 +23,14 @@ NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 DELTA_SCALES = (10.0, 30.0)
 
 
-def conv_block(x, filters: int, pool: bool = True):
+def conv_block(x, filters: int, pool: bool = True, synchronized: bool = False):
+    """Two conv-BN-ReLU, then 2x2 average pooling. `synchronized`: batch statistics over every
+    replica (multi-worker training, where each worker sees part of the batch)."""
     from keras import layers
 
     for _ in range(2):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)  # few steps per epoch on small data
+        x = layers.BatchNormalization(momentum=0.9, synchronized=synchronized)(x)  # momentum: few steps per epoch
         x = layers.ReLU()(x)
     if pool:
         x = layers.AveragePooling2D(2)(x)
@@ -44,7 +46,7 @@ def cnn(cfg: FatConfig, n_labels: int):
     inp = keras.Input((cfg.n_features, cfg.crop_frames, 1), name="logmel")
     x = inp
     for b in range(cfg.blocks):
-        x = conv_block(x, cfg.width * 2 ** b)
+        x = conv_block(x, cfg.width * 2 ** b, synchronized=cfg.strategy == "multiworker")
     x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
     x = layers.Dropout(cfg.dropout)(x)
     x = layers.Dense(cfg.width * 2 ** max(cfg.blocks - 1, 0), activation="relu")(x)

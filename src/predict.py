@@ -57,6 +57,12 @@ def load_model(fold: runs.Fold):
     return model
 
 
+def reference_input(config: dict) -> np.ndarray:
+    """Fixed inputs whose outputs a shipped fold must reproduce after loading (see src.kernels)."""
+    cfg = configio.from_dict(FatConfig, config)
+    return np.random.default_rng(0).uniform(-1, 1, (4, cfg.n_features, cfg.crop_frames, 1)).astype(np.float32)
+
+
 def oof_report(found: dict, data: fat_data.FatData, weights: dict | None) -> str:
     scores, ids, _, _ = runs.oof_scores(found, data.labels, lambda f: fat_data.truth(data, f), lwlrap, weights)
     return runs.report_line(scores, len(ids), "lwlrap", "curated clips")
@@ -86,9 +92,9 @@ def check_test_files(data: fat_data.FatData, fnames: list[str], allow_missing: b
 
 
 def scores_by_clip(found: dict, data: fat_data.FatData, fnames: list[str], tta: int | None, window_agg: str | None,
-                   weights: dict | None, fold_how: str, batch_size: int) -> tuple[dict, dict]:
+                   weights: dict | None, fold_how: str, batch_size: int, load=load_model) -> tuple[dict, dict]:
     """({fname: blended scores}, {fname: why}) for the test clips: features first (the
-    extraction workers fork before TensorFlow starts), then every fold's model."""
+    extraction workers fork before TensorFlow starts), then every fold's model (`load(fold)`)."""
     configs = {f.path: configio.from_dict(FatConfig, f.config) for folds in found.values() for f in folds}
     feats, failed = test_features(list(configs.values()), data, fnames)
     usable = [f for f in fnames if f not in failed]
@@ -98,7 +104,7 @@ def scores_by_clip(found: dict, data: fat_data.FatData, fnames: list[str], tta: 
         cfg = configs[fold.path]
         fs = feats[cfg.feature_key()]
         pos = {f: i for i, f in enumerate(fs.fnames)}
-        p = predict_clips(load_model(fold), fs.take([pos[f] for f in usable]), cfg,
+        p = predict_clips(load(fold), fs.take([pos[f] for f in usable]), cfg,
                           tta=cfg.tta if tta is None else tta, batch_size=batch_size,
                           progress=f"{fold.run} fold{fold.fold}", window_agg=window_agg)
         return pd.DataFrame(p, columns=fold.labels)

@@ -15,6 +15,7 @@ from .config import COMPETITION, FatConfig
 from .datasets import training_dataset
 from .features import FeatureSet
 from .kit import configio, runs
+from .kit import distribute
 from .kit.distribute import get_strategy, quiet_tensorflow
 from .kit.errors import KitError, warn
 from .kit.fold_runner import EpochScore, FoldRun, fit_verbosity, training_length
@@ -105,7 +106,11 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
                overrides: dict | None = None) -> dict:
     """Train fold `fold`; with `resume`, continue from the fold's saved config (with `overrides`,
     the flags given now, on top), model, optimizer and state."""
-    with FoldRun(fold_dir(cfg, data.name, fold), METRIC) as run:
+    multiworker = cfg.strategy == "multiworker"
+    if multiworker and (resume or cfg.max_minutes):
+        raise KitError("--strategy multiworker: --resume and --max-minutes are not supported (every worker must "
+                       "take the same steps and stop at the same epoch)")
+    with FoldRun(fold_dir(cfg, data.name, fold), METRIC, chief=not multiworker or distribute.is_chief()) as run:
         saved = run.saved_config() if resume else None
         if saved is not None:
             cfg = configio.from_dict(FatConfig, saved).replace(**(overrides or {}))
@@ -127,6 +132,7 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
         from . import losses  # noqa: F401  (registers the loss for loading last.keras)
 
         strategy = get_strategy(cfg.strategy)
+        distribute.check_batch(cfg.batch_size, strategy)
         seed = cfg.seed * 1000 + fold
         keras.utils.set_random_seed(seed)
         with strategy.scope():
@@ -137,6 +143,7 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
                 model.compile(optimizer=keras.optimizers.AdamW(_schedule(cfg, steps, epochs),
                                                                weight_decay=cfg.weight_decay),
                               loss=models.loss(cfg))
+        distribute.prepare(model)
         val_names = inputs.val.fnames
 
         def evaluate(m) -> EpochScore:
@@ -157,6 +164,7 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
                     names = models.unfreeze(model, cfg.unfreeze)
                     model.compile(optimizer=keras.optimizers.AdamW(cfg.unfreeze_lr, weight_decay=cfg.weight_decay),
                                   loss=models.loss(cfg))
+                distribute.prepare(model)
                 run.state.update(unfrozen_at=run.epoch, stopped=None, wait=0)
                 print(f"fold {fold}: head converged at epoch {run.epoch}; fine-tuning the last {cfg.unfreeze} VGG19 "
                       f"block(s) ({len(names)} conv layers) at lr {cfg.unfreeze_lr}", flush=True)

@@ -1,18 +1,45 @@
-"""tf.distribute strategy choice, shared by every model of the kit."""
+"""tf.distribute strategies, shared by every model of the kit.
+
+  default      one device (whatever TensorFlow picks: a GPU when there is one)
+  mirrored     every local GPU (with no GPU: the CPU split into two logical devices, how the tests
+               run two replicas)
+  multiworker  several processes or machines (MultiWorkerMirroredStrategy), each started with its
+               own TF_CONFIG; every worker runs the same command on the same data; the chief
+               (task 0) writes the outputs
+  tpu          a TPU (Kaggle's TPU kernels), found by TPUClusterResolver
+"""
 from __future__ import annotations
 
+import json
 import os
+import types
 
-STRATEGIES = ["default", "mirrored"]
+from .errors import KitError
+
+STRATEGIES = ["default", "mirrored", "multiworker", "tpu"]
 
 
 def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def tf_config() -> dict:
+    try:
+        return json.loads(os.environ.get("TF_CONFIG") or "{}")
+    except ValueError as e:
+        raise KitError(f"TF_CONFIG is not valid JSON ({e})") from None
+
+
+def is_chief() -> bool:
+    """Whether this process writes the outputs: always, except a multi-worker task other than 0
+    (or than the 'chief' task where TF_CONFIG names one)."""
+    task = tf_config().get("task") or {}
+    return task.get("type", "worker") == "chief" or (task.get("type", "worker") == "worker"
+                                                      and int(task.get("index", 0)) == 0
+                                                      and "chief" not in tf_config().get("cluster", {}))
+
+
 def get_strategy(name: str = "default"):
-    """'default': one device (whatever TF picks); 'mirrored': every visible GPU, or, with no
-    GPU, the CPU split into two logical devices (how the tests run two replicas)."""
     quiet_tensorflow()
     import tensorflow as tf
 
@@ -30,7 +57,37 @@ def get_strategy(name: str = "default"):
         print(f"strategy: MirroredStrategy over {strategy.num_replicas_in_sync} device(s): {', '.join(devices)}",
               flush=True)
         return strategy
-    raise ValueError(f"unknown strategy {name!r}; choose from {STRATEGIES}")
+    if name == "multiworker":
+        cluster = tf_config().get("cluster", {})
+        if not cluster:
+            raise KitError("--strategy multiworker needs TF_CONFIG on every worker, e.g. "
+                           '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", '
+                           '"index": 0}} (index 1 on the second host)')
+        options = tf.distribute.experimental.CommunicationOptions(
+            implementation=tf.distribute.experimental.CommunicationImplementation.RING)
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)   # waits for all workers
+        task = tf_config()["task"]
+        print(f"strategy: MultiWorkerMirroredStrategy, {strategy.num_replicas_in_sync} replica(s) over "
+              f"{sum(len(v) for v in cluster.values())} worker(s); this is {task.get('type')} {task.get('index')}"
+              f"{' (chief: writes the outputs)' if is_chief() else ''}", flush=True)
+        return strategy
+    if name == "tpu":
+        return _tpu(tf)
+    raise KitError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+
+
+def _tpu(tf):
+    """TPUStrategy: on Kaggle the resolver finds the TPU from the environment. Not run here (no TPU)."""
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, tf.errors.NotFoundError) as e:
+        raise KitError(f"--strategy tpu: no TPU found ({str(e).strip().splitlines()[0][:160]}); on Kaggle pick a "
+                       f"TPU accelerator, elsewhere set TPU_NAME") from None
+    strategy = tf.distribute.TPUStrategy(resolver)
+    print(f"strategy: TPUStrategy over {strategy.num_replicas_in_sync} core(s)", flush=True)
+    return strategy
 
 
 def split_cpu(n: int = 2) -> None:
@@ -40,3 +97,42 @@ def split_cpu(n: int = 2) -> None:
     cpus = tf.config.list_physical_devices("CPU")
     tf.config.set_logical_device_configuration(
         cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+
+
+def check_batch(batch_size: int, strategy) -> None:
+    n = strategy.num_replicas_in_sync
+    if batch_size % n:
+        raise KitError(f"--batch-size {batch_size} must divide evenly over the {n} replicas")
+
+
+def prepare(model) -> None:
+    """Make a compiled model trainable with Keras 3's fit under MultiWorkerMirroredStrategy.
+
+    Keras 3.15 fails there (keras-team/keras#20585): at the start of fit it reduces a whole
+    batch of per-replica values, then it reduces the scalar logged loss along an axis it lacks.
+    The patch, on this model instance only, builds from one replica's batch and gives the logs
+    the axis the reduction expects. Nothing changes under other strategies.
+    """
+    import tensorflow as tf
+    from keras import tree
+
+    strategy = model.distribute_strategy
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    cls = type(model)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = tree.map_structure(
+                    lambda v: strategy.experimental_local_results(v)[0]
+                    if isinstance(v, tf.distribute.DistributedValues) else v, next(it))
+                break
+        return cls._maybe_symbolic_build(self, data_batch=data_batch)
+
+    def expand(logs):
+        return tree.map_structure(lambda v: tf.expand_dims(v, 0), logs)
+
+    model._maybe_symbolic_build = types.MethodType(_maybe_symbolic_build, model)
+    model.train_step = types.MethodType(lambda self, d: expand(cls.train_step(self, d)), model)
+    model.test_step = types.MethodType(lambda self, d: expand(cls.test_step(self, d)), model)

@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -76,7 +77,12 @@ def is_finished(folder: str) -> bool:
 class FoldRun:
     """Use as `with FoldRun(fold_dir, "val_lwlrap") as run:`; see the module docstring."""
 
-    def __init__(self, final_dir: str, metric: str):
+    def __init__(self, final_dir: str, metric: str, chief: bool = True):
+        """`chief`: False on the other workers of a multi-worker run, which train alike but write
+        into a private temporary folder, removed at the end: only the chief's outputs remain."""
+        self._private = None if chief else tempfile.mkdtemp(prefix="kit-worker-")
+        if self._private:
+            final_dir = os.path.join(self._private, os.path.basename(final_dir.rstrip("/")))
         self.final = final_dir.rstrip("/")
         self.partial = self.final + ".partial"
         self.metric = metric
@@ -98,6 +104,8 @@ class FoldRun:
 
     def __exit__(self, *exc) -> None:
         self._lock.__exit__(*exc)
+        if self._private:
+            shutil.rmtree(self._private, ignore_errors=True)
 
     def saved_config(self) -> dict | None:
         """The config.json of the fold --resume would continue (unfinished first), else None."""

@@ -33,10 +33,11 @@ class Fold:
     path: str
     config: dict          # config.json: the config fields plus labels, folds_sha1, versions
     metrics: dict
+    weights_path: str = ""   # where the weights are when not <path>/best.weights.h5 (a kernel's dataset)
 
     @property
     def weights(self) -> str:
-        return os.path.join(self.path, WEIGHTS)
+        return self.weights_path or os.path.join(self.path, WEIGHTS)
 
     @property
     def labels(self) -> list[str]:

@@ -91,9 +91,10 @@ def convlstm_model(n_classes: int, cfg: QDConfig, feats: int) -> keras.Model:
     return keras.Model(inp, out, name="convlstm")
 
 
-def _conv_bn(x, f: int, k: int, name: str):
+def _conv_bn(x, f: int, k: int, name: str, sync: bool = False):
+    """Conv-BN-ReLU; `sync`: batch statistics over every replica (multi-worker training)."""
     x = layers.Conv2D(f, k, padding="same", use_bias=False, name=name)(x)
-    x = layers.BatchNormalization(momentum=0.9, name=name + "_bn")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=name + "_bn", synchronized=sync)(x)
     return layers.Activation("relu", name=name + "_relu")(x)
 
 
@@ -115,23 +116,24 @@ def cnn_model(n_classes: int, cfg: QDConfig) -> keras.Model:
     global average pooling, dropout, softmax."""
     inp, x = _raster_input(cfg)
     f = cfg.cnn_filters
+    sync = cfg.strategy == "multiworker"
     for b in range(cfg.cnn_blocks):
-        x = _conv_bn(x, f, 3, f"b{b}c0")
-        x = _conv_bn(x, f, 3, f"b{b}c1")
+        x = _conv_bn(x, f, 3, f"b{b}c0", sync)
+        x = _conv_bn(x, f, 3, f"b{b}c1", sync)
         x = layers.MaxPooling2D(2, name=f"b{b}pool")(x)
         f *= 2
     out = _softmax_head(x, n_classes, cfg)
     return keras.Model(inp, out, name="cnn")
 
 
-def _inception(x, f: int, name: str):
+def _inception(x, f: int, name: str, sync: bool):
     """Inception (v1-style, 5x5 as two 3x3): 1x1 | 1x1-3x3 | 1x1-3x3-3x3 | 3x3 max-pool-1x1."""
-    b1 = _conv_bn(x, f, 1, name + "_1x1")
-    b2 = _conv_bn(_conv_bn(x, f // 2, 1, name + "_3r"), f, 3, name + "_3x3")
-    b3 = _conv_bn(x, f // 4, 1, name + "_5r")
-    b3 = _conv_bn(_conv_bn(b3, f // 2, 3, name + "_5a"), f // 2, 3, name + "_5b")
+    b1 = _conv_bn(x, f, 1, name + "_1x1", sync)
+    b2 = _conv_bn(_conv_bn(x, f // 2, 1, name + "_3r", sync), f, 3, name + "_3x3", sync)
+    b3 = _conv_bn(x, f // 4, 1, name + "_5r", sync)
+    b3 = _conv_bn(_conv_bn(b3, f // 2, 3, name + "_5a", sync), f // 2, 3, name + "_5b", sync)
     b4 = layers.MaxPooling2D(3, strides=1, padding="same", name=name + "_pool")(x)
-    b4 = _conv_bn(b4, f // 2, 1, name + "_pp")
+    b4 = _conv_bn(b4, f // 2, 1, name + "_pp", sync)
     return layers.Concatenate(name=name)([b1, b2, b3, b4])
 
 
@@ -140,10 +142,11 @@ def inception_model(n_classes: int, cfg: QDConfig) -> keras.Model:
     (cnn_blocks - 1 stages, filters doubling), global average pooling, dropout, softmax."""
     inp, x = _raster_input(cfg)
     f = cfg.cnn_filters
-    x = _conv_bn(x, f, 3, "stem")
+    sync = cfg.strategy == "multiworker"
+    x = _conv_bn(x, f, 3, "stem", sync)
     x = layers.MaxPooling2D(2, name="stem_pool")(x)
     for b in range(max(cfg.cnn_blocks - 1, 1)):
-        x = _inception(x, f, f"inc{b}")
+        x = _inception(x, f, f"inc{b}", sync)
         x = layers.MaxPooling2D(2, name=f"pool{b}")(x)
         f *= 2
     out = _softmax_head(x, n_classes, cfg)

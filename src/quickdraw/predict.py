@@ -55,14 +55,93 @@ def fallback_words(found: dict, k: int = 3) -> list[str]:
     return [w for w, _ in sorted(freq.items(), key=lambda t: (-t[1], t[0]))][:k]
 
 
+def fold_config(fold: runs.Fold) -> QDConfig:
+    return configio.from_dict(QDConfig, fold.config)
+
+
 def load_model(fold: runs.Fold):
-    """The fold's network rebuilt from its config.json, with its best weights."""
+    """(the fold's network rebuilt from its config.json with its best weights, its config)."""
     from . import models
 
-    cfg = configio.from_dict(QDConfig, fold.config)
+    cfg = fold_config(fold)
     model = models.build_model(cfg, len(fold.labels))
     runs.load_weights_checked(model, fold.weights)
     return model, cfg
+
+
+def reference_input(config: dict) -> np.ndarray:
+    """Fixed inputs whose outputs a shipped fold must reproduce after loading (see src.kernels)."""
+    cfg = configio.from_dict(QDConfig, config)
+    rng = np.random.default_rng(0)
+    if cfg.is_sequence:
+        x = np.zeros((4, cfg.max_len, 5 if cfg.stroke5 else 3), np.float32)
+        x[:, :min(20, cfg.max_len)] = rng.normal(0, 0.1, (4, min(20, cfg.max_len), x.shape[2]))
+        return x
+    return rng.integers(0, 256, (4, cfg.raster_size, cfg.raster_size, 1)).astype(np.uint8)
+
+
+def predict_test(found: dict, data_dir: str, words: list[str], weights: dict | None, fold_how: str, out: str,
+                 chunk_size: int = 20000, batch_size: int = 256, load=load_model) -> pd.DataFrame:
+    """Blend every fold's probabilities over test_simplified.csv chunk by chunk, three words per
+    drawing (unreadable drawings: the most frequent training categories), rows in
+    sample_submission's order, written to `out` atomically. `load(fold)` -> (model, config)."""
+    from ..kit import atomic
+    from . import data
+    from .strokes import summarize_bad
+    from .train import predict_probs
+
+    test_csv = os.path.join(data_dir, data.TEST_CSV)
+    fallback = fallback_words(found)
+    tokens = np.asarray([data.word_to_token(w) for w in words], dtype=object)
+    quiet_tensorflow()
+    models: dict[str, tuple] = {}
+
+    def predict(fold: runs.Fold) -> pd.DataFrame:
+        if fold.path + fold.weights not in models:
+            models[fold.path + fold.weights] = load(fold)
+        model, cfg = models[fold.path + fold.weights]
+        return pd.DataFrame(predict_probs(model, ink, cfg, batch_size), columns=fold.labels)
+
+    from tqdm import tqdm
+
+    keys_all, rows_all, bad_all = [], [], {}
+    bar = tqdm(desc="predicting", unit="drawing", disable=None, leave=False)
+    for keys, ink, valid, bad in data.iter_test(data_dir, chunk_size):
+        probs = runs.ensemble(found, predict, words, weights, fold_how)
+        top = np.argsort(-probs, axis=1, kind="stable")[:, :3]
+        guesses = np.empty(len(keys), dtype=object)
+        guesses[valid] = [" ".join(t) for t in tokens[top]]
+        guesses[~valid] = " ".join(data.word_to_token(w) for w in fallback)
+        off = sum(len(k) for k in keys_all)
+        bad_all.update({off + i: r for i, r in bad.items()})
+        keys_all.append(keys)
+        rows_all.append(guesses)
+        bar.update(len(keys))
+    bar.close()
+    keys = np.concatenate(keys_all).astype(str) if keys_all else np.zeros(0, str)
+    guesses = np.concatenate(rows_all) if rows_all else np.zeros(0, object)
+    tables.check_unique(keys.tolist(), test_csv, "key_id")
+    if bad_all:
+        warn(summarize_bad(bad_all, keys, "test rows") + "; they get the most frequent training "
+             f"categories: {' '.join(fallback)}")
+    sub = pd.DataFrame({"key_id": keys, "word": guesses})
+    sample = os.path.join(data_dir, data.SAMPLE_CSV)
+    if os.path.isfile(sample):
+        order = tables.read_csv(sample, ["key_id"], "the test key_ids", id_column="key_id")["key_id"]
+        missing = sorted(set(order) - set(keys))
+        extra = sorted(set(keys) - set(order))
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"{len(missing)} key_ids only in the sample ({list_some(missing, 5)})")
+            if extra:
+                parts.append(f"{len(extra)} only in the test ({list_some(extra, 5)})")
+            raise KitError(f"{sample} and {test_csv} disagree: " + "; ".join(parts))
+        sub = sub.set_index("key_id").loc[order].reset_index()
+    else:
+        warn(f"{sample} missing; rows in test_simplified.csv order")
+    atomic.write_csv(out, sub)
+    return sub
 
 
 def oof_report(found: dict, dataset: str, words: list[str], weights: dict | None) -> str:
@@ -98,8 +177,6 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=256, help="prediction batch size")
     args = ap.parse_args(argv)
     from . import data
-    from .strokes import summarize_bad
-    from .train import predict_probs
 
     t0 = time.time()
     data_dir, dataset = data.resolve(args.data_dir)
@@ -115,63 +192,11 @@ def main(argv=None) -> int:
     words = ensemble_words(found, categories)
     if len(words) < 3:
         raise KitError(f"the trained runs know only {len(words)} categories; three distinct words need 3")
-    fallback = fallback_words(found)
-    tokens = np.asarray([data.word_to_token(w) for w in words], dtype=object)
     for name, folds in found.items():
         print(f"predict: {name}: {len(folds)} fold(s) ({', '.join(str(f.fold) for f in folds)})"
               f"{f', weight {weights[name]:.2f}' if weights else ''}", flush=True)
-
-    quiet_tensorflow()
-    models: dict[str, tuple] = {}
-
-    def predict(fold: runs.Fold) -> pd.DataFrame:
-        if fold.path not in models:
-            models[fold.path] = load_model(fold)
-        model, cfg = models[fold.path]
-        return pd.DataFrame(predict_probs(model, ink, cfg, args.batch_size), columns=fold.labels)
-
-    from tqdm import tqdm
-
-    keys_all, rows_all, bad_all = [], [], {}
-    bar = tqdm(desc="predicting", unit="drawing", disable=None, leave=False)
-    for keys, ink, valid, bad in data.iter_test(data_dir, args.chunk_size):
-        probs = runs.ensemble(found, predict, words, weights, fold_how)
-        top = np.argsort(-probs, axis=1, kind="stable")[:, :3]
-        guesses = np.empty(len(keys), dtype=object)
-        guesses[valid] = [" ".join(t) for t in tokens[top]]
-        guesses[~valid] = " ".join(data.word_to_token(w) for w in fallback)
-        off = sum(len(k) for k in keys_all)
-        bad_all.update({off + i: r for i, r in bad.items()})
-        keys_all.append(keys)
-        rows_all.append(guesses)
-        bar.update(len(keys))
-    bar.close()
-    keys = np.concatenate(keys_all).astype(str) if keys_all else np.zeros(0, str)
-    guesses = np.concatenate(rows_all) if rows_all else np.zeros(0, object)
-    tables.check_unique(keys.tolist(), test_csv, "key_id")
-    if bad_all:
-        warn(summarize_bad(bad_all, keys, "test rows") + "; they get the most frequent training "
-             f"categories: {' '.join(fallback)}")
-    sub = pd.DataFrame({"key_id": keys, "word": guesses})
-    sample = os.path.join(data_dir, data.SAMPLE_CSV)
-    if os.path.isfile(sample):
-        order = tables.read_csv(sample, ["key_id"], "the test key_ids", id_column="key_id")["key_id"]
-        missing = sorted(set(order) - set(keys))
-        extra = sorted(set(keys) - set(order))
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"{len(missing)} key_ids only in the sample ({list_some(missing, 5)})")
-            if extra:
-                parts.append(f"{len(extra)} only in the test ({list_some(extra, 5)})")
-            raise KitError(f"{sample} and {test_csv} disagree: " + "; ".join(parts))
-        sub = sub.set_index("key_id").loc[order].reset_index()
-    else:
-        warn(f"{sample} missing; rows in test_simplified.csv order")
     print(f"predict: {oof_report(found, dataset, words, weights)}", flush=True)
-    from ..kit import atomic
-
-    atomic.write_csv(args.out, sub)
+    sub = predict_test(found, data_dir, words, weights, fold_how, args.out, args.chunk_size, args.batch_size)
     print(f"wrote {args.out}: {len(sub)} drawings, runs {', '.join(found)} ({time.time() - t0:.0f}s)", flush=True)
     return 0
 

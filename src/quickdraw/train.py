@@ -9,7 +9,9 @@ import pandas as pd
 
 from .. import __version__
 from ..kit import configio
+from ..kit import distribute
 from ..kit.distribute import get_strategy, quiet_tensorflow
+from ..kit.errors import KitError
 from ..kit.fold_runner import EpochScore, FoldRun, fit_verbosity, training_length
 from ..kit.metrics import map_at_k_scores
 from .config import COMPETITION, QDConfig
@@ -109,7 +111,11 @@ def run_meta(dataset: str, ts: TrainSet, folds_sha1: str) -> dict:
 def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fold: int, out_dir: str,
              dataset: str, resume: bool = False) -> dict:
     """Train on every fold but `fold`, validate on `fold`; the fold's files go to out_dir."""
-    with FoldRun(out_dir, METRIC) as run:
+    multiworker = cfg.strategy == "multiworker"
+    if multiworker and (resume or cfg.max_minutes):
+        raise KitError("--strategy multiworker: --resume and --max-minutes are not supported (every worker must "
+                       "take the same steps and stop at the same epoch)")
+    with FoldRun(out_dir, METRIC, chief=not multiworker or distribute.is_chief()) as run:
         tr, va = np.nonzero(folds != fold)[0], np.nonzero(folds == fold)[0]
         n_classes = len(ts.words)
         steps = max(1, -(-len(tr) // cfg.batch_size))
@@ -130,6 +136,7 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
         seed = cfg.seed * 1000 + fold
         keras.utils.set_random_seed(seed)
         strategy = get_strategy(cfg.strategy)
+        distribute.check_batch(cfg.batch_size, strategy)
         with strategy.scope():
             if run.resuming:
                 model = run.load_last()
@@ -139,6 +146,7 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
                 model.compile(optimizer=keras.optimizers.Adam(sched),
                               loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
                               metrics=["accuracy"])
+        distribute.prepare(model)
         train_ink, val_ink, val_y = ts.ink.take(tr), ts.ink.take(va), ts.y[va]
         onehot = np.eye(n_classes, dtype=np.float32)[ts.y[tr]]
         val_keys = ts.key_ids[va].astype(str)

@@ -1,0 +1,91 @@
+"""Scale-out on tf.distribute: two worker processes on 127.0.0.1 (MultiWorkerMirroredStrategy,
+TF_CONFIG) train the same fold as one process on the same global batch, and only the chief
+writes; TPU and bad settings get one clear line."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, TINY_FLAGS, one, run_module
+from src.kit import distribute
+from src.kit.errors import KitError
+
+# Dropout draws a mask per replica, so it cannot match one process; everything else must.
+FLAGS = [*TINY_FLAGS, "--fold", "0", "--dropout", "0", "--no-spec-augment", "--epochs", "3", "--batch-size", "8"]
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_two_workers_match_one_process_and_only_the_chief_writes(tiny):
+    single = run_module("src.cv", "--data-dir", "fat", *FLAGS, "--work-dir", "single", cwd=".")
+    assert single.returncode == 0, single.stderr[-2000:]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    procs = [subprocess.Popen([sys.executable, "-m", "src.cv", "--data-dir", "fat", *FLAGS, "--work-dir", "multi",
+                               "--strategy", "multiworker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**env, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker",
+                                                                                                "index": i}})},
+                              start_new_session=True) for i in range(2)]
+    deadline = time.time() + 300
+    outs = []
+    try:
+        for p in procs:
+            outs.append(p.communicate(timeout=max(1, deadline - time.time())))
+    finally:
+        for p in procs:                  # a worker waiting for a dead peer ignores SIGTERM
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-1500:] for o in outs]
+    assert "MultiWorkerMirroredStrategy, 2 replica(s) over 2 worker(s)" in outs[0][0] and "chief" in outs[0][0]
+    a = pd.read_csv(one("single/fat-*/cnn/fold0/history.csv"))
+    b = pd.read_csv(one("multi/fat-*/cnn/fold0/history.csv"))
+    assert a["epoch"].tolist() == b["epoch"].tolist() == [1, 2, 3]
+    np.testing.assert_allclose(b["loss"], a["loss"], rtol=2e-3)            # same global batch, same result
+    np.testing.assert_allclose(b["val_lwlrap"], a["val_lwlrap"], atol=0.05)
+    assert os.listdir(one("multi/fat-*/cnn")) == ["fold0"]                 # one set of outputs: the chief's
+    assert outs[1][0].strip().splitlines()[-1].startswith("fold 0 lwlrap")  # the other worker trained alike
+
+
+def test_strategy_choice_and_clear_errors(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert distribute.is_chief()
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}))
+    assert not distribute.is_chief()
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"chief": ["a:1"], "worker": ["b:1"]},
+                                                "task": {"type": "worker", "index": 0}}))
+    assert not distribute.is_chief()
+    monkeypatch.delenv("TF_CONFIG")
+    with pytest.raises(KitError, match="needs TF_CONFIG on every worker"):
+        distribute.get_strategy("multiworker")
+    with pytest.raises(KitError, match="--strategy tpu: no TPU found"):      # no TPU on these machines
+        distribute.get_strategy("tpu")
+    with pytest.raises(KitError, match="unknown strategy"):
+        distribute.get_strategy("horovod")
+    assert distribute.get_strategy("default").num_replicas_in_sync == 1
+
+
+def test_multiworker_refuses_what_workers_cannot_agree_on(tiny, capsys):
+    from src import cv
+
+    monkey = {"TF_CONFIG": json.dumps({"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 0}})}
+    os.environ.update(monkey)
+    try:
+        assert cv.main(["--data-dir", "fat", *FLAGS, "--strategy", "multiworker", "--max-minutes", "5"]) == 2
+    finally:
+        del os.environ["TF_CONFIG"]
+    assert "--resume and --max-minutes are not supported" in capsys.readouterr().err

@@ -1,0 +1,181 @@
+"""Kaggle kernels: the built script run as Kaggle runs it (a fake /kaggle root via KAGGLE_KIT_ROOT,
+the repository's src hidden from it) writes what local prediction writes; weights that do not
+load as trained are refused; bad input gets one line; the real kaggle CLI pushes, uploads and
+follows them against a local stand-in of Kaggle's API."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, one
+from kaggle_stub import USER, kaggle_env, kaggle_stub  # noqa: F401 (fixtures)
+from src import kernels, predict
+from src.quickdraw import predict as qd_predict
+
+FAT_COMP, QD_COMP = "freesound-audio-tagging-2019", "quickdraw-doodle-recognition"
+HIDE_KIT = f"""
+import os, sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+sys.path[:] = [p for p in sys.path if not os.path.realpath(p or os.getcwd()).startswith({ROOT!r})]
+"""
+
+
+@pytest.fixture(scope="module")
+def hidden(tmp_path_factory):
+    """A sitecustomize that hides the installed kit: `import src` fails unless the kernel unpacked it."""
+    d = tmp_path_factory.mktemp("hide")
+    (d / "sitecustomize.py").write_text(HIDE_KIT)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(d)
+    r = subprocess.run([sys.executable, "-c", "import src"], cwd=d, env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "No module named 'src'" in r.stderr
+    return env
+
+
+def stage_and_build(run_dir, name, monkeypatch):
+    monkeypatch.chdir(run_dir)
+    assert kernels.main(["dataset", name, "--dry-run", "--owner", USER]) == 0
+    assert kernels.main(["build", name, "--owner", USER]) == 0
+    return run_dir / "kernels" / name
+
+
+def fake_root(tmp_path, data_dir, competition, dataset_dir):
+    root = tmp_path / "kaggle"
+    (root / "input").mkdir(parents=True)
+    (root / "working").mkdir()
+    os.symlink(data_dir, root / "input" / competition)
+    shutil.copytree(dataset_dir, root / "input" / "my-uploaded-models")
+    return root
+
+
+def run_kernel(script, root, env):
+    return subprocess.run([sys.executable, str(script)], cwd=root / "working", capture_output=True, text=True,
+                          env={**env, "KAGGLE_KIT_ROOT": str(root)}, timeout=600)
+
+
+def test_freesound_kernel_writes_what_predict_writes_and_refuses_bad_weights(fat_demo_run, tmp_path, hidden,
+                                                                                monkeypatch, capsys):
+    built = stage_and_build(fat_demo_run, "freesound", monkeypatch)
+    manifest = json.load(open(built / "dataset" / "kit-manifest.json"))
+    assert manifest["competition"] == FAT_COMP and list(manifest["runs"]) == ["cnn"]
+    assert not list((built / "dataset").glob("*.keras"))                 # weights, not .keras files
+    meta = json.load(open(built / "build" / "kernel-metadata.json"))
+    assert meta["enable_internet"] is False and meta["competition_sources"] == [FAT_COMP]
+    assert meta["dataset_sources"] == [f"{USER}/kit-freesound-models"]
+    assert predict.main(["--out", "local.csv"]) == 0                       # the same runs, locally
+    root = fake_root(tmp_path, fat_demo_run / "data" / "demo-fat2019", FAT_COMP, built / "dataset")
+    r = run_kernel(built / "build" / "kernel.py", root, hidden)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "unpacked to" in r.stdout and "reference outputs match" in r.stdout and "done in" in r.stdout
+    local = pd.read_csv(fat_demo_run / "local.csv").set_index("fname")
+    kaggle = pd.read_csv(root / "working" / "submission.csv").set_index("fname")
+    assert list(kaggle.columns) == list(local.columns) and list(kaggle.index) == list(local.index)
+    assert np.abs(kaggle.to_numpy() - local.to_numpy()).max() < 1e-3
+
+    # one weight changed in the shipped file: the kernel names the run and fold, writes nothing
+    (root / "working" / "submission.csv").unlink()
+    weights = next((root / "input" / "my-uploaded-models").glob("cnn.fold0.weights.h5"))
+    with h5py.File(weights, "r+") as f:
+        name = next(n for n in _datasets(f) if f[n].ndim == 4)
+        f[name][...] = f[name][...] * 0.5
+    r = run_kernel(built / "build" / "kernel.py", root, hidden)
+    assert r.returncode == 1
+    assert "run cnn fold 0" in r.stderr and "refusing to write a submission" in r.stderr
+    assert not (root / "working" / "submission.csv").exists()
+
+
+def _datasets(f):
+    out = []
+    f.visititems(lambda n, o: out.append(n) if isinstance(o, h5py.Dataset) else None)
+    return out
+
+
+def test_quickdraw_kernel_writes_the_same_words(qd_demo_run, tmp_path, hidden, monkeypatch):
+    built = stage_and_build(qd_demo_run, "quickdraw", monkeypatch)
+    assert qd_predict.main(["--out", "local.csv"]) == 0
+    root = fake_root(tmp_path, qd_demo_run / "data" / "demo-quickdraw", QD_COMP, built / "dataset")
+    r = run_kernel(built / "build" / "kernel.py", root, hidden)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    local = pd.read_csv(qd_demo_run / "local.csv", dtype=str)
+    kaggle = pd.read_csv(root / "working" / "submission.csv", dtype=str)
+    assert kaggle.equals(local)
+
+
+def test_kernel_without_a_models_dataset_says_where_it_looked(tmp_path, hidden, fat_demo_run, monkeypatch):
+    built = stage_and_build(fat_demo_run, "freesound", monkeypatch)
+    root = fake_root(tmp_path, fat_demo_run / "data" / "demo-fat2019", FAT_COMP, built / "dataset")
+    shutil.rmtree(root / "input" / "my-uploaded-models")
+    r = run_kernel(built / "build" / "kernel.py", root, hidden)
+    assert r.returncode == 1 and "kit-manifest.json" in r.stderr and f"{root}/input/*/" in r.stderr
+
+
+def test_build_is_clean_and_bad_input_is_one_line(tmp_path, fat_demo_run, monkeypatch, capsys):
+    built = stage_and_build(fat_demo_run, "freesound", monkeypatch)
+    (built / "build" / "stale.py").write_text("old")
+    (built / "dataset" / "old-run.fold3.weights.h5").write_text("old")
+    assert kernels.main(["build", "freesound", "--owner", USER]) == 0
+    assert kernels.main(["dataset", "freesound", "--dry-run", "--owner", USER]) == 0
+    assert sorted(os.listdir(built / "build")) == ["kernel-metadata.json", "kernel.py"]
+    assert not (built / "dataset" / "old-run.fold3.weights.h5").exists()
+    monkeypatch.chdir(tmp_path)                                            # a folder with no trained runs
+    capsys.readouterr()
+    assert kernels.main(["dataset", "freesound", "--dry-run", "--owner", USER]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "python -m src.cv" in err[0]
+    assert kernels.main(["push", "quickdraw"]) == 2
+    assert "python -m src.kernels build quickdraw" in capsys.readouterr().err
+
+
+def test_runs_whose_folds_differ_are_refused(tmp_path):
+    from src.kit import runs
+    from src.kit.errors import KitError
+
+    folds = [runs.Fold("cnn", k, "", {"labels": ["a"], "n_mels": m}, {}) for k, m in ((0, 64), (1, 128))]
+    with pytest.raises(KitError, match="run cnn: its folds were trained with different n_mels"):
+        runs.check_consistent(folds, kernels.CONSISTENT)
+
+
+def test_push_dataset_status_against_the_stub(fat_demo_run, kaggle_stub, kaggle_env, monkeypatch, capsys):
+    built = stage_and_build(fat_demo_run, "freesound", monkeypatch)
+    script = (built / "build" / "kernel.py").read_text()
+    assert kernels.main(["push", "freesound"]) == 0
+    body = kaggle_stub.calls("SaveKernel")[0]
+    assert body["text"] == script and body["enableInternet"] is False and body["isPrivate"] is True
+    assert body["competitionDataSources"] == [FAT_COMP]
+    assert body["datasetDataSources"] == [f"{USER}/kit-freesound-models"]
+    assert json.load(open(built / "build" / "pushed.json"))["version"] == 1
+
+    kaggle_stub.refuse("SaveKernel", "Notebook size exceeds the limit")
+    capsys.readouterr()
+    assert kernels.main(["push", "freesound"]) == 1
+    assert "Notebook size exceeds the limit" in capsys.readouterr().err
+
+    assert kernels.main(["dataset", "freesound", "--owner", USER]) == 0      # first time: create
+    names = kaggle_stub.names()
+    assert "GetDatasetStatus" in names and "CreateDataset" in names and names.count("StartBlobUpload") >= 4
+    created = kaggle_stub.calls("CreateDataset")[0]
+    assert created["slug"] == "kit-freesound-models" and created["ownerSlug"] == USER
+    uploaded = {b["name"] for b in kaggle_stub.calls("StartBlobUpload")}
+    assert "kit-manifest.json" in uploaded and "cnn.fold0.weights.h5" in uploaded
+    kaggle_stub.datasets.add(f"{USER}/kit-freesound-models")
+    assert kernels.main(["dataset", "freesound", "--owner", USER]) == 0      # then: a new version
+    assert kaggle_stub.calls("CreateDatasetVersion")
+
+    kaggle_stub.kernel_statuses[:] = [("ERROR", "Your notebook tried to allocate more memory than is available")]
+    capsys.readouterr()
+    assert kernels.main(["status", "freesound"]) == 1
+    err = capsys.readouterr().err
+    assert "error" in err and "allocate more memory" in err
+    kaggle_stub.kernel_statuses[:] = [("RUNNING", None), ("COMPLETE", None)]
+    assert kernels.main(["status", "freesound", "--wait", "--poll", "0.1"]) == 0
+    assert kernels.main(["submit", "freesound", "-m", "demo"]) == 0
+    sub = kaggle_stub.calls("CreateCodeSubmission")[0]
+    assert sub["kernelSlug"] == "kit-freesound-predict" and sub["kernelVersion"] == 1
