@@ -18,7 +18,8 @@ import numpy as np
 from . import data as fat_data
 from .config import FatConfig
 from .kit import configio, runs
-from .kit.errors import KitError, cli
+from .kit.errors import cli
+from .kit.fold_runner import parse_folds
 from .kit.metrics import lwlrap
 from .training import fold_dir, train_fold
 
@@ -26,18 +27,6 @@ from .training import fold_dir, train_fold
 def oof_lwlrap(cfg: FatConfig, data: fat_data.FatData, folds: list[int]) -> float:
     oof = runs.read_oof([runs.Fold(cfg.run_name, k, fold_dir(cfg, data.name, k), {}, {}) for k in folds])
     return lwlrap(fat_data.truth(data, oof.index.tolist()), oof[data.labels].to_numpy())
-
-
-def parse_folds(text: str, n_folds: int) -> list[int]:
-    if text == "all":
-        return list(range(n_folds))
-    try:
-        k = int(text)
-    except ValueError:
-        raise KitError(f"--fold {text!r}: expected a fold number or 'all'") from None
-    if not 0 <= k < n_folds:
-        raise KitError(f"--fold {k}: folds are 0-{n_folds - 1} (--n-folds {n_folds})")
-    return [k]
 
 
 @cli

@@ -7,7 +7,6 @@ when it is missing; this command (re)builds it explicitly, e.g. for another fold
 """
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
@@ -48,10 +47,7 @@ def load_folds(data: fat_data.FatData, cfg: FatConfig) -> tuple[pd.Series, str]:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m src.folds", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    configio.add_config_args(ap, FatConfig)
-    cfg = configio.from_args(FatConfig, ap.parse_args(argv))
+    cfg, _ = configio.parse(FatConfig, "python -m src.folds", __doc__, argv)
     data = fat_data.load(cfg)
     path = foldfile.write(data.name, fold_table(data, cfg))
     counts = pd.read_csv(path)["fold"].value_counts().sort_index()

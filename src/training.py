@@ -16,9 +16,9 @@ from .datasets import training_dataset
 from .features import FeatureSet
 from .kit import configio, runs
 from .kit import distribute
-from .kit.distribute import get_strategy, quiet_tensorflow
+from .kit.distribute import quiet_tensorflow
 from .kit.errors import KitError, warn
-from .kit.fold_runner import EpochScore, FoldRun, fit_verbosity, training_length
+from .kit.fold_runner import EpochScore, FoldRun, fit_verbosity
 from .kit.metrics import lwlrap, per_class_lwlrap
 from .predictor import predict_clips
 
@@ -106,44 +106,33 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
                overrides: dict | None = None) -> dict:
     """Train fold `fold`; with `resume`, continue from the fold's saved config (with `overrides`,
     the flags given now, on top), model, optimizer and state."""
-    multiworker = cfg.strategy == "multiworker"
-    if multiworker and (resume or cfg.max_minutes):
-        raise KitError("--strategy multiworker: --resume and --max-minutes are not supported (every worker must "
-                       "take the same steps and stop at the same epoch)")
-    with FoldRun(fold_dir(cfg, data.name, fold), METRIC, chief=not multiworker or distribute.is_chief()) as run:
+    with FoldRun.open(fold_dir(cfg, data.name, fold), METRIC, cfg.strategy, resume, cfg.max_minutes) as run:
         saved = run.saved_config() if resume else None
         if saved is not None:
             cfg = configio.from_dict(FatConfig, saved).replace(**(overrides or {}))
         inputs = fold_inputs(cfg, data, fold)          # may stop with a clear error: nothing written yet
         n_train = len(inputs.train)
         steps = cfg.steps_per_epoch or max(1, n_train // cfg.batch_size)
-        epochs, patience = training_length(cfg.epochs, steps, cfg.min_steps, cfg.patience)
-        config = {**configio.to_dict(cfg), **run_meta(data, inputs.folds_sha1)}
-        if not run.begin(config, epochs, resume, must_match=("labels", "folds_sha1")):
-            print(f"fold {fold}: already finished in {run.final} (--resume)", flush=True)
+        plan = run.plan({**configio.to_dict(cfg), **run_meta(data, inputs.folds_sha1)}, steps, resume,
+                        f"fold {fold}: train {n_train} clips ({inputs.n_noisy} noisy, --noisy {cfg.noisy}), validate "
+                        f"{len(inputs.val)} curated clips, skipped {len(inputs.skipped)} unusable")
+        if plan is None:
             return run.finished_metrics()
-        print(f"fold {fold}: train {n_train} clips ({inputs.n_noisy} noisy, --noisy {cfg.noisy}), validate "
-              f"{len(inputs.val)} curated clips, skipped {len(inputs.skipped)} unusable; {epochs} epochs of "
-              f"{steps} steps{'; resuming after epoch ' + str(run.epoch) if run.resuming else ''}", flush=True)
+        epochs, patience = plan
 
         quiet_tensorflow()          # TF only now: the feature workers forked before it starts its threads
         import keras
 
         from . import losses  # noqa: F401  (registers the loss for loading last.keras)
 
-        strategy = get_strategy(cfg.strategy)
-        distribute.check_batch(cfg.batch_size, strategy)
+        def build():
+            m = models.build(cfg, len(data.labels), pretrained=True)
+            m.compile(optimizer=keras.optimizers.AdamW(_schedule(cfg, steps, epochs), weight_decay=cfg.weight_decay),
+                      loss=models.loss(cfg))
+            return m
+
         seed = cfg.seed * 1000 + fold
-        keras.utils.set_random_seed(seed)
-        with strategy.scope():
-            if run.resuming:
-                model = run.load_last()
-            else:
-                model = models.build(cfg, len(data.labels), pretrained=True)
-                model.compile(optimizer=keras.optimizers.AdamW(_schedule(cfg, steps, epochs),
-                                                               weight_decay=cfg.weight_decay),
-                              loss=models.loss(cfg))
-        distribute.prepare(model)
+        model, strategy = run.model(cfg.strategy, cfg.batch_size, seed, build)
         val_names = inputs.val.fnames
 
         def evaluate(m) -> EpochScore:

@@ -49,6 +49,16 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
                                help=f"same as {flag} {value}")
 
 
+def parse(cls: type[T], prog: str, doc: str, argv: list[str] | None, extra=None) -> tuple[T, argparse.Namespace]:
+    """A command line of `cls`'s flags (after `extra(parser)`'s own): (config, parsed arguments)."""
+    ap = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if extra:
+        extra(ap)
+    add_config_args(ap, cls)
+    args = ap.parse_args(argv)
+    return from_args(cls, args), args
+
+
 def given(cls: type, args: argparse.Namespace) -> dict:
     """The config fields the user set on the command line."""
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)

@@ -107,6 +107,44 @@ class FoldRun:
         if self._private:
             shutil.rmtree(self._private, ignore_errors=True)
 
+    @classmethod
+    def open(cls, final_dir: str, metric: str, strategy: str, resume: bool, max_minutes: float) -> "FoldRun":
+        """The fold's run for a tf.distribute strategy: under multiworker every worker trains, the
+        chief writes (the others into a private folder), and nothing may differ between workers."""
+        from .distribute import is_chief
+
+        if strategy == "multiworker" and (resume or max_minutes):
+            raise KitError("--strategy multiworker: --resume and --max-minutes are not supported (every worker "
+                           "must take the same steps and stop at the same epoch)")
+        return cls(final_dir, metric, chief=strategy != "multiworker" or is_chief())
+
+    def plan(self, config: dict, steps: int, resume: bool, what: str) -> tuple[int, int] | None:
+        """(epochs, patience) for `steps` batches per epoch (see training_length), with the fold's
+        folder prepared for them (begin) and `what` it trains on said with them; None when
+        --resume finds the fold finished, said aloud."""
+        epochs, patience = training_length(config["epochs"], steps, config["min_steps"], config["patience"])
+        if not self.begin(config, epochs, resume, must_match=("labels", "folds_sha1")):
+            print(f"fold: already finished in {self.final} (--resume)", flush=True)
+            return None
+        print(f"{what}; {epochs} epochs of {steps} steps{f'; resuming after epoch {self.epoch}' if self.resuming else ''}"
+              f" -> {self.final}", flush=True)
+        return epochs, patience
+
+    def model(self, strategy_name: str, batch_size: int, seed: int, build: Callable[[], object]):
+        """(model, strategy): the last checkpoint's model and optimizer when resuming, else
+        `build()` (built and compiled), inside the strategy's scope, seeded."""
+        import keras
+
+        from . import distribute
+
+        strategy = distribute.get_strategy(strategy_name)
+        distribute.check_batch(batch_size, strategy)
+        keras.utils.set_random_seed(seed)
+        with strategy.scope():
+            model = self.load_last() if self.resuming else build()
+        distribute.prepare(model)
+        return model, strategy
+
     def saved_config(self) -> dict | None:
         """The config.json of the fold --resume would continue (unfinished first), else None."""
         for d in (self.partial, self.final):
@@ -316,6 +354,19 @@ def _monitor_class():
                 self.model.stop_training = True
 
     return FoldMonitor
+
+
+def parse_folds(text: str, n_folds: int) -> list[int]:
+    """--fold: a fold number, or 'all'."""
+    if text == "all":
+        return list(range(n_folds))
+    try:
+        k = int(text)
+    except ValueError:
+        raise KitError(f"--fold {text!r}: expected a fold number or 'all'") from None
+    if not 0 <= k < n_folds:
+        raise KitError(f"--fold {k}: folds are 0-{n_folds - 1} (--n-folds {n_folds})")
+    return [k]
 
 
 def fit_verbosity() -> int:

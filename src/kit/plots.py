@@ -63,3 +63,18 @@ def plot_bars(values: pd.Series, path: str, xlabel: str, title: str, limit: int 
     for i, x in enumerate(v.to_numpy()):
         ax.text(min(x + 0.01, 0.93), i, f"{x:.2f}", va="center", fontsize=7)
     _save(fig, path)
+
+
+def plot_values(values: pd.Series, path: str, title: str) -> None:
+    """One bar per value, labelled: a side-by-side comparison (benchmarks)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 0.8 + 0.5 * len(values)))
+    ax.barh(range(len(values)), values.to_numpy(), color="tab:orange")
+    ax.set_yticks(range(len(values)))
+    ax.set_yticklabels([str(i) for i in values.index])
+    ax.invert_yaxis()
+    for i, v in enumerate(values.to_numpy()):
+        ax.text(v, i, f" {v:,.1f}", va="center", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlim(0, values.max() * 1.25)
+    _save(fig, path)

@@ -17,21 +17,10 @@ import argparse
 import os
 
 from ..kit import configio, foldfile, runs
-from ..kit.errors import KitError, cli
+from ..kit.errors import cli
+from ..kit.fold_runner import FoldRun, parse_folds
 from ..kit.metrics import map_at_k_scores
 from .config import QDConfig
-
-
-def parse_fold(text: str, n_folds: int) -> list[int]:
-    if text == "all":
-        return list(range(n_folds))
-    try:
-        k = int(text)
-    except ValueError:
-        raise KitError(f"--fold {text!r}: give a fold number or 'all'") from None
-    if not 0 <= k < n_folds:
-        raise KitError(f"--fold {k}: folds are 0-{n_folds - 1} (--n-folds {n_folds})")
-    return [k]
 
 
 def oof_map3(folds: list[runs.Fold], dataset: str) -> tuple[float, int]:
@@ -58,10 +47,10 @@ def train_folds(cfg: QDConfig, fold_arg: str, resume: bool = False, overrides: d
     data_dir, dataset = data.resolve(cfg.data_dir)
     loaded: dict = {}
     results = []
-    for k in parse_fold(fold_arg, cfg.n_folds):
+    for k in parse_folds(fold_arg, cfg.n_folds):
         out = runs.fold_dir(cfg.work_dir, dataset, cfg.run_name, k)
         fold_cfg = cfg
-        saved = _saved_config(out) if resume else None
+        saved = FoldRun(out, "").saved_config() if resume else None
         if saved is not None:
             fold_cfg = configio.from_dict(QDConfig, saved).replace(**(overrides or {}))
         key = (fold_cfg.classes, fold_cfg.per_class, fold_cfg.seed, fold_cfg.n_folds)
@@ -77,12 +66,6 @@ def train_folds(cfg: QDConfig, fold_arg: str, resume: bool = False, overrides: d
         overall, n = oof_map3(fold_list, dataset)
         print(f"overall out-of-fold: map@3 {overall:.4f} over {n} drawings", flush=True)
     return results, overall
-
-
-def _saved_config(fold_dir: str) -> dict | None:
-    from ..kit.fold_runner import FoldRun
-
-    return FoldRun(fold_dir, "").saved_config()
 
 
 @cli

@@ -9,8 +9,6 @@ longer count for predict).
 """
 from __future__ import annotations
 
-import argparse
-
 import pandas as pd
 
 from ..kit import configio, foldfile
@@ -20,10 +18,7 @@ from .config import QDConfig
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m src.quickdraw.folds", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    configio.add_config_args(ap, QDConfig)
-    cfg = configio.from_args(QDConfig, ap.parse_args(argv))
+    cfg, _ = configio.parse(QDConfig, "python -m src.quickdraw.folds", __doc__, argv)
     from . import data
 
     data_dir, dataset = data.resolve(cfg.data_dir)

@@ -9,10 +9,8 @@ import pandas as pd
 
 from .. import __version__
 from ..kit import configio
-from ..kit import distribute
-from ..kit.distribute import get_strategy, quiet_tensorflow
-from ..kit.errors import KitError
-from ..kit.fold_runner import EpochScore, FoldRun, fit_verbosity, training_length
+from ..kit.distribute import quiet_tensorflow
+from ..kit.fold_runner import EpochScore, FoldRun, fit_verbosity
 from ..kit.metrics import map_at_k_scores
 from .config import COMPETITION, QDConfig
 from .data import TrainSet
@@ -111,42 +109,32 @@ def run_meta(dataset: str, ts: TrainSet, folds_sha1: str) -> dict:
 def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fold: int, out_dir: str,
              dataset: str, resume: bool = False) -> dict:
     """Train on every fold but `fold`, validate on `fold`; the fold's files go to out_dir."""
-    multiworker = cfg.strategy == "multiworker"
-    if multiworker and (resume or cfg.max_minutes):
-        raise KitError("--strategy multiworker: --resume and --max-minutes are not supported (every worker must "
-                       "take the same steps and stop at the same epoch)")
-    with FoldRun(out_dir, METRIC, chief=not multiworker or distribute.is_chief()) as run:
+    with FoldRun.open(out_dir, METRIC, cfg.strategy, resume, cfg.max_minutes) as run:
         tr, va = np.nonzero(folds != fold)[0], np.nonzero(folds == fold)[0]
         n_classes = len(ts.words)
         steps = max(1, -(-len(tr) // cfg.batch_size))
-        epochs, patience = training_length(cfg.epochs, steps, cfg.min_steps, cfg.patience)
-        config = {**configio.to_dict(cfg), **run_meta(dataset, ts, folds_sha1)}
-        if not run.begin(config, epochs, resume, must_match=("labels", "folds_sha1")):
-            print(f"fold {fold}: already finished in {run.final} (--resume)", flush=True)
+        plan = run.plan({**configio.to_dict(cfg), **run_meta(dataset, ts, folds_sha1)}, steps, resume,
+                        f"fold {fold}: {cfg.run_name} ({cfg.model}), train {len(tr)}, validation {len(va)} drawings, "
+                        f"{n_classes} categories")
+        if plan is None:
             return run.finished_metrics()
-        print(f"fold {fold}: {cfg.run_name} ({cfg.model}), train {len(tr)}, validation {len(va)} drawings, "
-              f"{n_classes} categories; {epochs} epochs of {steps} steps"
-              f"{'; resuming after epoch ' + str(run.epoch) if run.resuming else ''} -> {out_dir}", flush=True)
+        epochs, patience = plan
         quiet_tensorflow()
         import keras
 
         from . import models
 
         setup_tf(cfg)
+
+        def build():
+            m = models.build_model(cfg, n_classes)
+            sched = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=epochs * steps, alpha=0.02)
+            m.compile(optimizer=keras.optimizers.Adam(sched),
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing), metrics=["accuracy"])
+            return m
+
         seed = cfg.seed * 1000 + fold
-        keras.utils.set_random_seed(seed)
-        strategy = get_strategy(cfg.strategy)
-        distribute.check_batch(cfg.batch_size, strategy)
-        with strategy.scope():
-            if run.resuming:
-                model = run.load_last()
-            else:
-                model = models.build_model(cfg, n_classes)
-                sched = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=epochs * steps, alpha=0.02)
-                model.compile(optimizer=keras.optimizers.Adam(sched),
-                              loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-                              metrics=["accuracy"])
-        distribute.prepare(model)
+        model, _ = run.model(cfg.strategy, cfg.batch_size, seed, build)
         train_ink, val_ink, val_y = ts.ink.take(tr), ts.ink.take(va), ts.y[va]
         onehot = np.eye(n_classes, dtype=np.float32)[ts.y[tr]]
         val_keys = ts.key_ids[va].astype(str)
