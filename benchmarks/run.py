@@ -222,16 +222,26 @@ steps = {size.pipeline_steps}
 def model():
     keras.utils.set_random_seed(0)
     m = models.build(cfg, 16); m.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=models.loss(cfg)); return m
-gen = datasets.training_batches(fs, y, w, noisy, cfg, 0, 0, steps)
-t = time.time(); batches = [next(gen) for _ in range(steps)]; stage = steps * cfg.batch_size / (time.time() - t)
+def stage_rate(c):
+    gen = datasets.training_batches(fs, y, w, noisy, c, 0, 0, steps)
+    t = time.time(); got = [next(gen) for _ in range(steps)]
+    return steps * c.batch_size / (time.time() - t), got
+stage, batches = stage_rate(cfg)
+augment = {{name: stage_rate(cfg.replace(**change))[0] for name, change in (
+    ("no augmentation", dict(spec_augment=False)), ("SpecAugment (default)", {{}}),
+    ("+ random gain 6 dB", dict(gain_db=6.0)), ("+ mixup 0.4", dict(mixup_alpha=0.4)),
+    ("+ silence padding", dict(pad="silence")))}}
 ceiling_ds = tf.data.Dataset.from_tensor_slices(tuple(np.concatenate(b) for b in zip(*batches))).batch(cfg.batch_size).repeat()
-out = {{"stage": stage}}
+out = {{"stage": stage, "augment": augment}}
 for name, ds in (("ceiling", ceiling_ds), ("pipeline", datasets.training_dataset(fs, y, w, noisy, cfg, 0, 0, steps))):
     m = model(); m.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)
     t = time.time(); m.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0); out[name] = steps * cfg.batch_size / (time.time() - t)
 print(json.dumps(out))"""
     r, _ = py(code)
     res.add("pipeline", "input stage alone (crops + SpecAugment from the feature store)", f"{r['stage']:.0f} samples/s")
+    for name, rate in r["augment"].items():
+        res.add("pipeline", f"input stage alone, {name}", f"{rate:.0f} samples/s",
+                "each on top of SpecAugment" if name.startswith("+") else "")
     res.add("pipeline", "model fed from tensors in memory (ceiling)", f"{r['ceiling']:.1f} samples/s")
     res.add("pipeline", "model fed by the kit's pipeline", f"{r['pipeline']:.1f} samples/s")
     res.add("pipeline", "training pipeline / in-memory ceiling", f"{r['pipeline'] / r['ceiling']:.2f}",

@@ -1,7 +1,9 @@
 """Competition kit for Freesound Audio Tagging 2019 and Quick, Draw!
 
-Data flow of the audio pipeline, one module per step:
-audio -> features -> folds -> datasets/transforms -> models -> training (cv)
--> predictor -> ensemble -> submission (predict) -> score.
+kit/ holds the competition-agnostic machinery (runs, folds files, the fold runner, blending,
+metrics, strategies). The audio pipeline, one module per step:
+audio -> features -> folds -> transforms/datasets -> models/losses -> training (cv)
+-> predictor -> predict (+ blend) -> submission -> score; quickdraw/ the same for doodles;
+kernels + kernel_run + kaggle_cli ship both to Kaggle.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
