@@ -99,9 +99,11 @@ def _predict_freesound(root: str) -> None:
     with stage(f"scoring {len(fnames)} test clips"):
         scores, failed = predict.scores_by_clip(found, data, fnames, None, None, blend.get("weights"),
                                                 blend.get("fold_mean") or "mean", 256, load=checked(predict.load_model))
+    first = next(iter(found.values()))[0]                 # label frequencies, aligned by name
+    prior = dict(zip(first.labels, first.config["label_prior"]))
     for f, why in sorted(failed.items()):
         warn(f"{f}: {why}; its row gets the training label frequencies")
-        scores[f] = np.asarray(found[next(iter(found))][0].config["label_prior"])
+        scores[f] = np.array([prior.get(label, 0.0) for label in data.labels])
     out = os.path.join(root, "working", "submission.csv")
     write_submission(out, data.sample_submission, data.labels, scores)
     print(f"kernel: wrote {out} ({len(fnames)} clips, {len(failed)} unreadable or missing)", flush=True)

@@ -179,3 +179,25 @@ def test_push_dataset_status_against_the_stub(fat_demo_run, kaggle_stub, kaggle_
     assert kernels.main(["submit", "freesound", "-m", "demo"]) == 0
     sub = kaggle_stub.calls("CreateCodeSubmission")[0]
     assert sub["kernelSlug"] == "kit-freesound-predict" and sub["kernelVersion"] == 1
+
+
+def test_training_kernel_trains_every_fold_and_predicts(tiny, tmp_path, hidden, monkeypatch):
+    """--kind train: the folds file travels inside the script (iterative-stratification is not in
+    Kaggle's image); the kernel trains every fold on the competition data and writes a submission."""
+    from conftest import TINY_FLAGS
+    from src import folds
+
+    assert folds.main(["--data-dir", "fat", "--n-folds", "3"]) == 0
+    train_args = " ".join(TINY_FLAGS + ["--epochs", "1"])
+    assert kernels.main(["build", "freesound", "--owner", USER, "--kind", "train", "--data-dir", "fat",
+                         "--train-args", train_args]) == 0
+    meta = json.load(open("kernels/freesound/build-train/kernel-metadata.json"))
+    assert meta["id"] == f"{USER}/kit-freesound-train" and meta["dataset_sources"] == []
+    root = tmp_path / "kaggle"
+    (root / "input").mkdir(parents=True)
+    (root / "working").mkdir()
+    os.symlink(os.path.abspath("fat"), root / "input" / FAT_COMP)
+    r = run_kernel(tmp_path / "kernels" / "freesound" / "build-train" / "kernel.py", root, hidden)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "oof lwlrap" in r.stdout and (root / "working" / "submission.csv").exists()
+    assert len(list((root / "working" / "work").glob("freesound-audio-tagging-2019-*/cnn/fold*/best.weights.h5"))) == 3

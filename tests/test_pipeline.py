@@ -316,6 +316,19 @@ def test_named_runs_with_other_features_ensemble(tiny, capsys):
     one_ = pd.read_csv("one.csv")
     assert one_["fname"].tolist() == both["fname"].tolist()
     assert not np.allclose(one_[TINY_LABELS].to_numpy(), both[TINY_LABELS].to_numpy())
+    # OOF-chosen blend weights: written, non-negative, and used by predict for exactly these runs
+    from src import blend as fat_blend
+
+    capsys.readouterr()
+    assert fat_blend.main(["--data-dir", "fat"]) == 0
+    doc = json.load(open(one("work/fat-*/blend.json")))
+    assert set(doc["weights"]) == {"cnn", "cnn16"} and min(doc["weights"].values()) >= 0
+    assert sum(doc["weights"].values()) == pytest.approx(1, abs=1e-3)
+    assert {"equal", "nested", "used"} <= set(doc["scores"])
+    assert os.path.getsize(one("work/fat-*/blend_per_label.png")) > 1000
+    assert predict.main(["--data-dir", "fat", "--out", "blended.csv"]) == 0
+    out = capsys.readouterr().out
+    assert f"predict: cnn: 3 fold(s) (0, 1, 2), weight {doc['weights']['cnn']:.2f}" in out
 
 
 def test_the_model_learns_on_the_demo(fat_demo_run):
