@@ -45,7 +45,7 @@ def mel_power(x: np.ndarray, cfg: FatConfig) -> np.ndarray:
     """(n_mels, frames) mel power spectrogram of centred, zero-padded frames (librosa's defaults:
     center=True, pad_mode='constant', periodic Hann), block by block."""
     n_fft, hop = cfg.n_fft, cfg.hop_length
-    padded = np.pad(x.astype(np.float32), n_fft // 2)
+    padded = np.pad(x.astype(np.float32, copy=False), n_fft // 2)
     n_frames = 1 + (padded.size - n_fft) // hop
     fb = mel_filters(cfg.sample_rate, n_fft, cfg.n_mels, cfg.fmin, cfg.effective_fmax)
     win = _window(n_fft)

@@ -194,3 +194,40 @@ def test_logmel_range_and_mfcc_shape():
     c = features.mfcc(x, cfg.replace(feature="mfcc", n_mfcc=13))
     assert c.shape == (13, 101)
 
+
+
+def test_out_of_memory_on_a_huge_clip_is_that_clips_outcome(tmp_path, monkeypatch):
+    sr = 16000
+    (tmp_path / "a").mkdir()
+    sf.write(str(tmp_path / "a" / "huge.wav"), tone(sr, 1.0), sr)
+    cfg = FatConfig(sample_rate=sr, n_mels=32, n_fft=512, hop_length=160, cache_dir=str(tmp_path / "cache"), workers=1)
+
+    def boom(path, c):
+        raise MemoryError()
+
+    monkeypatch.setattr(features, "compute", boom)
+    feats, failed = features.extract(cfg, "d", "s", str(tmp_path / "a"), ["huge.wav"])
+    assert len(feats) == 0 and failed == {"huge.wav": "out of memory while computing its features"}
+
+
+def test_a_long_clip_never_holds_its_whole_stft(monkeypatch):
+    """60 s at 16 kHz: the full complex STFT would take 6,001 x 257 x 16 B = 24.7 MB; computed in
+    blocks of 256 frames, the new allocations beyond one (padded) copy of the signal stay below a
+    quarter of it."""
+    import tracemalloc
+
+    cfg = FatConfig(sample_rate=16000, n_mels=40, n_fft=512, hop_length=160)
+    x = np.random.default_rng(0).normal(size=16000 * 60).astype(np.float32)
+    monkeypatch.setattr(features, "FRAMES_PER_BLOCK", 256)
+    features.mel_power(x[:16000], cfg)                                    # filterbank cached first
+    tracemalloc.start()
+    out = features.mel_power(x, cfg)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    full_stft = out.shape[1] * (cfg.n_fft // 2 + 1) * 16
+    assert out.shape == (40, 6001) and peak - x.nbytes < full_stft / 4, (peak, full_stft)
+
+
+def test_workers_default_to_the_cpus_this_process_may_use(monkeypatch):
+    monkeypatch.setattr(features.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert features.usable_cpus() == 1

@@ -217,3 +217,21 @@ def test_cli_wrapper_and_warnings(capsys):
     with pytest.warns(KitWarning, match="something to know"):
         assert main() == 3
     assert capsys.readouterr().err.strip() == "error: bad input"
+
+
+def test_two_processes_making_the_folds_file_at_once_agree(tmp_path):
+    code = f"""
+import sys, time
+sys.path.insert(0, {os.getcwd()!r})
+import pandas as pd
+from src.kit import foldfile
+def make():
+    time.sleep(1.0)                       # both processes inside the critical section at once, without the lock
+    return pd.DataFrame({{"id": list("abcdef"), "fold": [0, 1, 2, 0, 1, 2]}})
+print(foldfile.ensure("ds", "id", list("abcdef"), 3, make, "x")[1])
+"""
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    shas = [p.communicate(timeout=120)[0].strip().splitlines()[-1] for p in procs]
+    assert all(p.returncode == 0 for p in procs) and shas[0] == shas[1] and len(shas[0]) == 40
+    assert sorted(os.listdir(tmp_path / "folds")) == ["ds.csv"]           # no lock or temp file left

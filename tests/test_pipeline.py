@@ -93,6 +93,9 @@ def test_train_predict_score_and_resume(tiny, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1].startswith("lwlrap ") and "label" in lines[0]
     assert any(l.startswith("Public: lwlrap") for l in lines) and any(l.startswith("Private: lwlrap") for l in lines)
+    pd.concat([sub, sub.iloc[:1]]).to_csv("dup.csv", index=False)       # a row twice: refused, named
+    assert score.main(["dup.csv", "sol.csv"]) == 2
+    assert "1 duplicate fname(s)" in capsys.readouterr().err
 
 
 def test_resume_drops_history_rows_after_the_saved_state(tiny, capsys):
