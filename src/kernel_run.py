@@ -83,6 +83,7 @@ def checked(load):
 def _predict_freesound(root: str) -> None:
     from . import data as fat_data, predict
     from .config import COMPETITION, FatConfig
+    from .kit import configio
     from .submission import write_submission
 
     with stage("finding the data and the models"):
@@ -96,7 +97,10 @@ def _predict_freesound(root: str) -> None:
         fnames = data.sample_submission["fname"].tolist()
         predict.check_test_files(data, fnames, allow_missing=True)
     blend = manifest.get("blend") or {}
-    with stage(f"scoring {len(fnames)} test clips"):
+    with stage(f"features of {len(fnames)} test clips"):
+        predict.test_features([configio.from_dict(FatConfig, f.config) for folds in found.values() for f in folds],
+                              data, fnames)
+    with stage(f"scoring {len(fnames)} test clips with {sum(map(len, found.values()))} fold(s)"):
         scores, failed = predict.scores_by_clip(found, data, fnames, None, None, blend.get("weights"),
                                                 blend.get("fold_mean") or "mean", 256, load=checked(predict.load_model))
     first = next(iter(found.values()))[0]                 # label frequencies, aligned by name
