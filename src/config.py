@@ -23,7 +23,7 @@ class FatConfig:
     # --- audio and features (any change gives a new feature cache key) ---
     sample_rate: int = field(44100, "rate every clip is resampled to (Hz)")
     feature: str = field("logmel", "spectrogram kind", ["logmel", "mfcc"])
-    n_mels: int = field(128, "mel bands")
+    n_mels: int = field(64, "mel bands")
     n_mfcc: int = field(40, "MFCC coefficients when --feature mfcc")
     n_fft: int = field(2560, "FFT window (samples)")
     hop_length: int = field(347, "hop between frames (samples); 347 at 44.1 kHz = 127 frames/s")
@@ -34,7 +34,7 @@ class FatConfig:
     crop_frames: int = field(128, "frames per training crop and per prediction window")
     # --- data ---
     data_dir: str | None = field(None, "competition data folder (default: Kaggle input, ./data, else the demo)")
-    noisy: str = field("none", "use of train_noisy (never validated on): none; all (as curated); weighted "
+    noisy: str = field("weighted", "use of train_noisy (never validated on): none; all (as curated); weighted "
                                "(--noisy-weight, --noisy-loss); finetune (curated + noisy, then the last "
                                "--finetune-epochs on curated alone)", ["none", "all", "weighted", "finetune"],
                        aliases={"--use-noisy": "weighted"})
@@ -56,7 +56,7 @@ class FatConfig:
     unfreeze_lr: float = field(1e-4, "vgg19: learning rate once blocks are unfrozen")
     name: str = field("", "run name: outputs go to WORK/<dataset>/<name>/ (default: the model), so "
                           "variants of one network ensemble as separate models")
-    width: int = field(32, "channels of the first conv block (doubles per block)")
+    width: int = field(16, "channels of the first conv block (doubles per block)")
     blocks: int = field(4, "conv blocks")
     dropout: float = field(0.3, "dropout before the classifier")
     epochs: int = field(40, "maximum epochs")
@@ -75,7 +75,7 @@ class FatConfig:
     pad: str = field("repeat", "clips shorter than a crop: repeated, or placed at random in silence",
                      ["repeat", "silence"])
     patience: int = field(10, "stop after this many epochs without a better validation lwlrap")
-    eval_hop: float = field(0.5, "hop between validation/prediction windows, as a fraction of crop_frames")
+    eval_hop: float = field(1.0, "hop between validation/prediction windows, as a fraction of crop_frames")
     tta: int = field(1, "test-time augmentation: number of shifted window grids averaged")
     window_agg: str = field("mean", "a clip's score from its windows' scores: mean, max (short events in long "
                                     "clips), or meanmax (their average)", ["mean", "max", "meanmax"])
@@ -84,7 +84,8 @@ class FatConfig:
                           ["default", "mirrored", "multiworker", "tpu"])
     seed: int = field(42, "seed for folds, crops and initialisation")
     workers: int = field(0, "feature-extraction processes; 0 means one per CPU this process may use")
-    feature_ram_gb: float = field(4.0, "hold features in RAM up to this size; beyond, read them from the cache")
+    feature_ram_gb: float = field(2.0, "hold a fold's features (curated + noisy together) in RAM up to this "
+                                         "size; beyond, read them from the cache as needed")
     work_dir: str = field("work", "root of run outputs: WORK/<dataset>/<name>/fold<K>/")
     cache_dir: str = field("cache", "root of the feature cache")
 

@@ -29,10 +29,11 @@ def fold_dir(cfg: FatConfig, dataset: str, fold: int) -> str:
     return runs.fold_dir(cfg.work_dir, dataset, cfg.run_name, fold)
 
 
-def load_features(cfg: FatConfig, data: fat_data.FatData, df: pd.DataFrame, subset: str
-                  ) -> tuple[pd.DataFrame, FeatureSet, list[str]]:
+def load_features(cfg: FatConfig, data: fat_data.FatData, df: pd.DataFrame, subset: str,
+                  budget_bytes: float | None = None) -> tuple[pd.DataFrame, FeatureSet, list[str]]:
     """Features of df's clips; unusable clips are dropped, each named in a warning."""
-    feats, failed = features.extract(cfg, data.name, subset, data.audio_dir(subset), df["fname"].tolist())
+    feats, failed = features.extract(cfg, data.name, subset, data.audio_dir(subset), df["fname"].tolist(),
+                                     budget_bytes=budget_bytes)
     for fname, why in failed.items():
         warn(f"{os.path.join(data.audio_dir(subset), fname)}: skipped, {why}")
     keep = df.set_index("fname").loc[feats.fnames].reset_index()
@@ -60,11 +61,16 @@ def fold_inputs(cfg: FatConfig, data: fat_data.FatData, fold: int) -> FoldInputs
     if fold not in set(fold_of):
         raise KitError(f"--fold {fold}: the folds file has folds {sorted(set(fold_of))}")
     is_val = curated["fname"].map(fold_of).to_numpy() == fold
-    train_df, train, skipped = load_features(cfg, data, curated[~is_val], "train_curated")
-    val_df, val, skipped_v = load_features(cfg, data, curated[is_val], "train_curated")
+    # One --feature-ram-gb budget for the whole fold, not one per subset: curated + noisy at
+    # competition size would otherwise hold twice the budget.
+    budget = cfg.feature_ram_gb * 2**30
+    train_df, train, skipped = load_features(cfg, data, curated[~is_val], "train_curated", budget)
+    budget -= train.nbytes if train.in_memory else 0
+    val_df, val, skipped_v = load_features(cfg, data, curated[is_val], "train_curated", budget)
+    budget -= val.nbytes if val.in_memory else 0
     flags = np.zeros(len(train_df), np.float32)
     if len(noisy):
-        noisy_df, noisy_feats, skipped_n = load_features(cfg, data, noisy, "train_noisy")
+        noisy_df, noisy_feats, skipped_n = load_features(cfg, data, noisy, "train_noisy", budget)
         train_df = pd.concat([train_df, noisy_df], ignore_index=True)
         train = FeatureSet.concat([train, noisy_feats])
         flags = np.concatenate([flags, np.ones(len(noisy_df), np.float32)])

@@ -68,7 +68,7 @@ def test_trim_and_pad(tmp_path):
 def test_feature_cache_key_changes_with_every_feature_parameter():
     base = FatConfig()
     keys = {base.feature_key()}
-    for change in [dict(n_mels=64), dict(hop_length=512), dict(sample_rate=32000), dict(fmin=0.0),
+    for change in [dict(n_mels=128), dict(hop_length=512), dict(sample_rate=32000), dict(fmin=0.0),
                    dict(trim_db=0.0), dict(feature="mfcc"), dict(min_seconds=2.0), dict(n_fft=1024)]:
         keys.add(base.replace(**change).feature_key())
     assert len(keys) == 9
@@ -231,3 +231,33 @@ def test_a_long_clip_never_holds_its_whole_stft(monkeypatch):
 def test_workers_default_to_the_cpus_this_process_may_use(monkeypatch):
     monkeypatch.setattr(features.os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert features.usable_cpus() == 1
+
+
+def test_one_feature_ram_budget_covers_curated_and_noisy_together(tiny):
+    """--feature-ram-gb bounds a fold's features as a whole: a budget that holds the curated clips
+    but not the noisy ones as well leaves the fold's training set read from the cache."""
+    from conftest import TINY_FLAGS
+    from src import data as fat_data, training
+    from src.kit import configio
+
+    def inputs(gb):
+        cfg, _ = configio.parse(FatConfig, "t", "", ["--data-dir", tiny, "--noisy", "all", *TINY_FLAGS,
+                                                     "--feature-ram-gb", str(gb)])
+        return training.fold_inputs(cfg, fat_data.load(cfg), 0)
+
+    everything = inputs(1.0)
+    assert everything.train.in_memory and everything.val.in_memory and everything.n_noisy == 6
+    curated = everything.train.take(np.flatnonzero(everything.noisy == 0)).nbytes + everything.val.nbytes
+    between = inputs((curated + 1) / 2**30)          # curated fits, curated + noisy does not
+    assert between.val.in_memory and not between.train.in_memory
+    assert between.train.nbytes == everything.train.nbytes       # the same features, read as needed
+
+
+@pytest.mark.parametrize("sr,n_fft,n_mels,fmin,fmax", [(44100, 2560, 64, 20.0, 22050.0), (16000, 512, 40, 20.0, 8000.0),
+                                                       (44100, 2560, 128, 0.0, 16000.0)])
+def test_mel_filters_equal_librosa_without_importing_it(sr, n_fft, n_mels, fmin, fmax):
+    import librosa
+
+    np.testing.assert_allclose(features.mel_filters(sr, n_fft, n_mels, fmin, fmax),
+                               librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax),
+                               rtol=1e-5, atol=1e-8)

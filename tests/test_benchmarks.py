@@ -9,9 +9,19 @@ def test_benchmark_harness_smoke(tmp_path):
                    cwd=tmp_path, timeout=900)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     md = (tmp_path / "out" / "RESULTS.md").read_text()
+    assert "FAILED" not in md, md
     for section in ("## features", "## pipeline", "## predict", "## memory", "## quality"):
         assert section in md, section
     assert re.search(r"^\| training pipeline / in-memory ceiling \| \d+\.\d+ \|", md, re.M)
     assert re.search(r"^\| kit cold / public-kernel way \| \d+\.\d+ \|", md, re.M)
     assert re.search(r"peak RSS of that training run .* \| \d+\.\d+ GB \|", md)
     assert (tmp_path / "out" / "pipeline.png").stat().st_size > 1000
+
+
+def test_kernel_time_scales_only_the_test_stages_and_divides_only_the_model_stage():
+    from benchmarks.kernel_time import scale
+
+    rows = scale({"finding the data and the models": 4.0, "features of 80 test clips": 8.0,
+                  "scoring 80 test clips with 5 fold(s)": 20.0}, n_here=80, n_full=3360, gpu_speedup=10)
+    assert rows == [("finding the data and the models", 4.0, 4.0), ("features of 80 test clips", 8.0, 336.0),
+                    ("scoring 80 test clips with 5 fold(s)", 20.0, 84.0)]
