@@ -147,7 +147,7 @@ def main(argv=None) -> int:
             for agg, s in rescore_windows(args.work_dir, data.name, top, data).items():
                 flag = agg.split(", ")[1] if ", " in agg else f"--window-agg {agg}"
                 lines.append(f"| {top} {flag} | windows of {top}'s folds re-scored ({agg}) | "
-                             f"`src.predict {flag}` | {s:.4f} | | |")
+                             f"`{'src.cv' if 'eval-hop' in flag else 'src.predict'} {flag}` | {s:.4f} | | |")
     text = "\n".join(lines) + "\n"
     print(text)
     with open(args.out, "w") as f:

@@ -56,6 +56,8 @@ def main(argv=None) -> int:
     data_dir, work_dir = os.path.abspath(args.data_dir), os.path.abspath(args.work_dir)
     scratch = tempfile.mkdtemp(prefix="kernel-time-")
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    if os.path.isdir("folds"):                 # the runs are matched to the folds files where they were trained
+        os.symlink(os.path.abspath("folds"), os.path.join(scratch, "folds"))
     try:
         for step in ("dataset", "build"):
             cmd = [sys.executable, "-m", "src.kernels", step, args.name, "--owner", "benchmark", "--data-dir",
