@@ -58,10 +58,13 @@ def main(argv=None) -> int:
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
     if os.path.isdir("folds"):                 # the runs are matched to the folds files where they were trained
         os.symlink(os.path.abspath("folds"), os.path.join(scratch, "folds"))
+    demo = os.path.basename(data_dir).startswith("demo-")
+    if demo:        # the built-in demo is found as ./data/demo-*, and named by its content, as cv named it
+        os.symlink(os.path.dirname(data_dir), os.path.join(scratch, "data"))
     try:
         for step in ("dataset", "build"):
-            cmd = [sys.executable, "-m", "src.kernels", step, args.name, "--owner", "benchmark", "--data-dir",
-                   data_dir, "--work-dir", work_dir] + (["--dry-run"] if step == "dataset" else [])
+            cmd = [sys.executable, "-m", "src.kernels", step, args.name, "--owner", "benchmark", "--work-dir", work_dir]
+            cmd += ([] if demo else ["--data-dir", data_dir]) + (["--dry-run"] if step == "dataset" else [])
             cmd += ["--runs", args.runs] if args.runs and step == "dataset" else []
             subprocess.run(cmd, cwd=scratch, env=env, check=True)
         root = os.path.join(scratch, "kaggle")
