@@ -68,6 +68,8 @@ def fold_inputs(cfg: FatConfig, data: fat_data.FatData, fold: int) -> FoldInputs
     budget -= train.nbytes if train.in_memory else 0
     val_df, val, skipped_v = load_features(cfg, data, curated[is_val], "train_curated", budget)
     budget -= val.nbytes if val.in_memory else 0
+    if not train.in_memory:
+        budget = 0.0                # noisy clips join train's set: loading them into RAM would be wasted
     flags = np.zeros(len(train_df), np.float32)
     if len(noisy):
         noisy_df, noisy_feats, skipped_n = load_features(cfg, data, noisy, "train_noisy", budget)
