@@ -140,7 +140,7 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
             return m
 
         seed = cfg.seed * 1000 + fold
-        model, strategy = run.model(cfg.strategy, cfg.batch_size, seed, build)
+        model, strategy = run.model(cfg.strategy, cfg.batch_size, seed, build, jit=cfg.jit)
         val_names = inputs.val.fnames
 
         def evaluate(m) -> EpochScore:
@@ -160,7 +160,7 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
                 with strategy.scope():
                     names = models.unfreeze(model, cfg.unfreeze)
                     model.compile(optimizer=keras.optimizers.AdamW(cfg.unfreeze_lr, weight_decay=cfg.weight_decay),
-                                  loss=models.loss(cfg))
+                                  loss=models.loss(cfg), jit_compile=model.jit_compile)
                 distribute.prepare(model)
                 run.state.update(unfrozen_at=run.epoch, stopped=None, wait=0)
                 print(f"fold {fold}: head converged at epoch {run.epoch}; fine-tuning the last {cfg.unfreeze} VGG19 "
