@@ -21,11 +21,12 @@ import time
 
 # Width 16: a quarter of the width-32 CNN's compute (0.58 s against 2.57 s a batch of 32 on a
 # 2-core CPU), so each 5-fold row takes about 25 minutes rather than 75.
-COMMON = ["--n-mels", "64", "--width", "16", "--eval-hop", "1.0", "--patience", "20"]
+COMMON = ["--n-mels", "64", "--width", "16", "--eval-hop", "1.0", "--patience", "20", "--spec-augment"]
 NOISY_ROWS = ("none", "all", "weighted", "lsoft", "finetune")
 ROWS = {     # name: (what, src.cv flags; None: built on the best noisy row)
     "cnn32": ("the CNN as it stood: width 32, 64 mels, --noisy weighted (the README's best so far)",
-              ["--n-mels", "64", "--width", "32", "--eval-hop", "1.0", "--patience", "20", "--noisy", "weighted"]),
+              ["--n-mels", "64", "--width", "32", "--eval-hop", "1.0", "--patience", "20", "--spec-augment",
+               "--noisy", "weighted"]),
     "none": ("width 16, curated only", COMMON + ["--noisy", "none"]),
     "all": ("width 16, --noisy all", COMMON + ["--noisy", "all"]),
     "weighted": ("width 16, --noisy weighted (0.5, bce)", COMMON + ["--noisy", "weighted"]),
@@ -33,8 +34,10 @@ ROWS = {     # name: (what, src.cv flags; None: built on the best noisy row)
     "finetune": ("width 16, --noisy finetune (last 10 epochs curated only)", COMMON + ["--noisy", "finetune"]),
     "mixup": ("best noisy row + mixup 0.4", None),
     "nospec": ("best noisy row without SpecAugment", None),
+    "e80": ("best noisy row without SpecAugment, 80 epochs (the 40-epoch runs mostly ended at the cap)", None),
+    "w32": ("best noisy row without SpecAugment, width 32", None),
     "vgg19": ("VGG19, body frozen at random weights (--weights none): NOT transfer learning; 12 epochs or "
-                        "4 minutes a fold on a CPU", None),
+                        "4 minutes a fold on a CPU; without SpecAugment", None),
 }
 
 
@@ -42,9 +45,11 @@ def cv_flags(name: str, best: list[str]) -> list[str]:
     what, flags = ROWS[name]
     if flags is not None:
         return flags
-    return {"mixup": best + ["--mixup-alpha", "0.4"], "nospec": best + ["--no-spec-augment"],
-            "vgg19": best + ["--model", "vgg19", "--weights", "none", "--epochs", "12", "--patience", "6",
-                             "--batch-size", "16", "--max-minutes", "4"]}[name]
+    nospec = [f for f in best if f != "--spec-augment"] + ["--no-spec-augment"]
+    return {"mixup": best + ["--mixup-alpha", "0.4"], "nospec": nospec, "e80": nospec + ["--epochs", "80"],
+            "w32": nospec + ["--width", "32"],
+            "vgg19": nospec + ["--model", "vgg19", "--weights", "none", "--epochs", "12", "--patience", "6",
+                               "--batch-size", "16", "--max-minutes", "4"]}[name]
 
 
 def oof_score(work: str, dataset: str, run: str, data) -> float:

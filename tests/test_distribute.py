@@ -89,3 +89,33 @@ def test_multiworker_refuses_what_workers_cannot_agree_on(tiny, capsys):
     finally:
         del os.environ["TF_CONFIG"]
     assert "--resume and --max-minutes are not supported" in capsys.readouterr().err
+
+
+def test_jit_compiles_the_train_step_on_one_device_only_and_matches_plain_graphs():
+    """--jit (XLA) is a speed-up, never a different model: one step gives the same loss and weights."""
+    import keras
+
+    from src.kit.fold_runner import FoldRun
+
+    def build():
+        m = keras.Sequential([keras.Input((6, 5, 1)), keras.layers.Conv2D(4, 3, padding="same", use_bias=False),
+                              keras.layers.BatchNormalization(), keras.layers.ReLU(),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, activation="sigmoid")])
+        m.compile(optimizer=keras.optimizers.AdamW(1e-2), loss="binary_crossentropy")
+        return m
+
+    run = object.__new__(FoldRun)
+    run.resuming = False
+    x = np.random.default_rng(0).normal(size=(8, 6, 5, 1)).astype("float32")
+    y = (np.arange(24).reshape(8, 3) % 2).astype("float32")
+    got = {}
+    for jit in (False, True):
+        model, _ = run.model("default", 8, 7, build, jit=jit)
+        assert model.jit_compile is jit         # Keras' own choice on a CPU-only machine is off
+        losses = [float(model.train_on_batch(x, y)) for _ in range(3)]
+        got[jit] = losses, [w.copy() for w in model.get_weights()]
+    np.testing.assert_allclose(got[True][0], got[False][0], rtol=1e-4)
+    for a, b in zip(got[True][1], got[False][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+    model, _ = run.model("mirrored", 8, 7, build, jit=True)
+    assert not model.jit_compile               # under a tf.distribute strategy Keras' choice (off) stays
