@@ -135,9 +135,9 @@ class FoldRun:
         """(model, strategy): the last checkpoint's model and optimizer when resuming, else
         `build()` (built and compiled), inside the strategy's scope, seeded.
 
-        `jit`: XLA-compile the train step on one device. Keras' "auto" leaves XLA off on CPU-only
-        machines, where fusing the element-wise ops (batch norm, ReLU) halves a CNN's step time;
-        under a tf.distribute strategy Keras' own choice (off) is kept."""
+        `jit`: XLA-compile the train step on one device (or not, even on a GPU). Keras' "auto"
+        leaves XLA off on CPU-only machines, where fusing the element-wise ops (batch norm, ReLU)
+        halves a CNN's step time; under a tf.distribute strategy Keras' own choice (off) is kept."""
         import keras
 
         from . import distribute
@@ -147,8 +147,8 @@ class FoldRun:
         keras.utils.set_random_seed(seed)
         with strategy.scope():
             model = self.load_last() if self.resuming else build()
-        if jit and strategy_name == "default":
-            model.jit_compile = True
+        if strategy_name == "default":
+            model.jit_compile = jit
         distribute.prepare(model)
         return model, strategy
 
