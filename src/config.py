@@ -59,7 +59,7 @@ class FatConfig:
     width: int = field(16, "channels of the first conv block (doubles per block)")
     blocks: int = field(4, "conv blocks")
     dropout: float = field(0.3, "dropout before the classifier")
-    epochs: int = field(40, "maximum epochs")
+    epochs: int = field(80, "maximum epochs (the cosine schedule spans them)")
     steps_per_epoch: int = field(0, "batches per epoch; 0 means one pass over the training clips")
     min_steps: int = field(0, "train at least this many batches (more epochs on small data); 0 = --epochs rules")
     max_minutes: float = field(0.0, "stop the fold after this many minutes (kept as finished; --resume continues)")
@@ -75,7 +75,7 @@ class FatConfig:
     gain_db: float = field(0.0, "random level shift of each training crop, up to +-this many dB (0 = off)")
     pad: str = field("repeat", "clips shorter than a crop: repeated, or placed at random in silence",
                      ["repeat", "silence"])
-    patience: int = field(10, "stop after this many epochs without a better validation lwlrap")
+    patience: int = field(20, "stop after this many epochs without a better validation lwlrap")
     eval_hop: float = field(1.0, "hop between validation/prediction windows, as a fraction of crop_frames")
     tta: int = field(1, "test-time augmentation: number of shifted window grids averaged")
     window_agg: str = field("mean", "a clip's score from its windows' scores: mean, max (short events in long "
