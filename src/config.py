@@ -78,7 +78,7 @@ class FatConfig:
     patience: int = field(20, "stop after this many epochs without a better validation lwlrap")
     eval_hop: float = field(1.0, "hop between validation/prediction windows, as a fraction of crop_frames")
     tta: int = field(1, "test-time augmentation: number of shifted window grids averaged")
-    window_agg: str = field("mean", "a clip's score from its windows' scores: mean, max (short events in long "
+    window_agg: str = field("meanmax", "a clip's score from its windows' scores: mean, max (short events in long "
                                     "clips), or meanmax (their average)", ["mean", "max", "meanmax"])
     strategy: str = field("default", "tf.distribute strategy: default (one device), mirrored (every local GPU), "
                                      "multiworker (several machines, TF_CONFIG), tpu",
