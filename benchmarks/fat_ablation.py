@@ -35,7 +35,7 @@ ROWS = {     # name: (what, src.cv flags; None: built on the best noisy row)
     "mixup": ("best noisy row + mixup 0.4", None),
     "nospec": ("best noisy row without SpecAugment", None),
     "e80": ("best noisy row without SpecAugment, 80 epochs (the 40-epoch runs mostly ended at the cap)", None),
-    "w32": ("best noisy row without SpecAugment, width 32", None),
+    "w32": ("e80 at width 32 (about 4x the compute)", None),
     "vgg19": ("VGG19, body frozen at random weights (--weights none): NOT transfer learning; 12 epochs or "
                         "4 minutes a fold on a CPU; without SpecAugment", None),
 }
@@ -47,7 +47,7 @@ def cv_flags(name: str, best: list[str]) -> list[str]:
         return flags
     nospec = [f for f in best if f != "--spec-augment"] + ["--no-spec-augment"]
     return {"mixup": best + ["--mixup-alpha", "0.4"], "nospec": nospec, "e80": nospec + ["--epochs", "80"],
-            "w32": nospec + ["--width", "32"],
+            "w32": nospec + ["--epochs", "80", "--width", "32"],
             "vgg19": nospec + ["--model", "vgg19", "--weights", "none", "--epochs", "12", "--patience", "6",
                                "--batch-size", "16", "--max-minutes", "4"]}[name]
 
