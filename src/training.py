@@ -150,7 +150,8 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
             return EpochScore(lwlrap(inputs.y_val, scores), oof)
 
         curated_only_from = epochs - cfg.finetune_epochs if cfg.noisy == "finetune" else None
-        callbacks = [run.callback(evaluate, patience, cfg.max_minutes, seed), keras.callbacks.TerminateOnNaN()]
+        callbacks = [run.callback(evaluate, patience, cfg.max_minutes, seed, best_possible=1.0),   # lwlrap <= 1
+                     keras.callbacks.TerminateOnNaN()]
         for phase_end in _phases(cfg, run, epochs):
             ds = training_dataset(inputs.train, inputs.y_train, inputs.weights, inputs.noisy, cfg, seed,
                                   run.epoch, steps, curated_only_from)

@@ -51,7 +51,9 @@ def write_tiny_layout(root: str, per_label: int = 5, noisy_per_label: int = 2, t
 
 TINY_FLAGS = ["--sample-rate", "16000", "--n-mels", "32", "--n-fft", "512", "--hop-length", "160",
               "--crop-frames", "32", "--width", "4", "--blocks", "2", "--epochs", "2", "--batch-size", "8",
-              "--n-folds", "3", "--workers", "1", "--min-seconds", "0.3"]
+              "--n-folds", "3", "--workers", "1", "--min-seconds", "0.3", "--no-jit"]
+# --no-jit: XLA's compile (~7 s a model here) outweighs a two-epoch run; the demo fixtures below and
+# test_distribute's XLA test keep the default (--jit) path covered.
 
 
 @pytest.fixture

@@ -128,3 +128,37 @@ def test_oof_rows_of_clips_no_longer_in_the_data_are_dropped_not_fatal(tmp_path)
         {"r": [runs.Fold("r", 0, str(d), {}, {})]}, ["X", "Y"],
         lambda f: np.array([truth.get(i, [np.nan, np.nan]) for i in f], dtype=float), lwlrap)
     assert ids == ["a.wav", "b.wav"] and scores["r"] == 1.0
+
+
+def test_a_perfect_score_ends_the_fold_with_the_same_best_epoch_and_resume_keeps_it(tmp_path):
+    """lwlrap and MAP@3 cannot beat 1.0, so the epochs patience would still wait are skipped;
+    the kept epoch is the one patience alone keeps, and --resume does not train past the stop."""
+    import keras
+
+    from src.kit.fold_runner import EpochScore, FoldRun
+
+    scores = [0.5, 1.0, 0.9, 1.0, 0.7, 0.8, 0.9, 0.6, 0.6, 0.6]
+    x, y = np.zeros((4, 2), "float32"), np.zeros((4, 1), "float32")
+
+    def train(name, best_possible, resume=False):
+        with FoldRun(str(tmp_path / name), "score") as run:
+            if not run.begin({"epochs": 10}, 10, resume):
+                return None
+            model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+            model.compile("sgd", "mse")
+
+            def evaluate(m):
+                s = scores[run.epoch]              # run.epoch: epochs committed before this one
+                return EpochScore(s, pd.DataFrame({"fname": ["a"], "p": [s]}))
+
+            model.fit(x, y, epochs=run.last_epoch, initial_epoch=run.epoch, verbose=0,
+                      callbacks=[run.callback(evaluate, 3, 0, 0, best_possible=best_possible)])
+            return run.finish(model, name)
+
+    waited, stopped = train("patience", np.inf), train("perfect", 1.0)
+    assert (waited["stopped"], waited["epochs_run"], waited["best_epoch"]) == ("early", 5, 2)
+    assert (stopped["stopped"], stopped["epochs_run"], stopped["best_epoch"]) == ("perfect", 2, 2)
+    assert stopped["score"] == waited["score"] == 1.0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "perfect" / "oof.csv"),
+                                  pd.read_csv(tmp_path / "patience" / "oof.csv"))
+    assert train("perfect", 1.0, resume=True) is None

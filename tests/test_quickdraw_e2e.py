@@ -14,7 +14,7 @@ from src.quickdraw import cv, data, predict, score, study
 from src.quickdraw.config import QDConfig
 from src.quickdraw.demo import DEMO_TEST_PER_CLASS, DEMO_WORDS
 
-TINY = ["--per-class", "12", "--epochs", "1", "--min-steps", "0", "--batch-size", "32", "--n-folds", "3"]
+TINY = ["--per-class", "12", "--epochs", "1", "--min-steps", "0", "--batch-size", "32", "--n-folds", "3", "--no-jit"]
 TINY_CNN = TINY + ["--model", "cnn", "--raster-size", "32", "--cnn-filters", "4", "--cnn-blocks", "2"]
 TINY_INCEPTION = TINY + ["--model", "inception", "--raster-size", "32", "--cnn-filters", "8", "--cnn-blocks", "2"]
 TINY_LSTM = TINY + ["--model", "lstm", "--max-len", "24", "--lstm-units", "4", "--lstm-layers", "1"]

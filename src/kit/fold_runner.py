@@ -42,6 +42,7 @@ from .errors import KitError, kill_point, warn
 
 # (plain name, stamped pattern): the checkpoints committed by state.json
 _LAST = ("last.keras", "last.e{:04d}.keras")
+_FINAL_STOPS = ("early", "perfect", "nan")     # stops that --resume does not train past
 _BEST = [("best.weights.h5", "best.e{:04d}.weights.h5"), ("oof.csv", "oof.e{:04d}.csv")]
 
 
@@ -176,7 +177,7 @@ class FoldRun:
                 raise KitError(f"cannot resume {source}: it was trained on other {' and '.join(differ)} than the "
                                f"data now; train it afresh (without --resume)")
             state = atomic.read_json(os.path.join(source, "state.json"))
-            if source == self.final and (state.get("stopped") in ("early", "nan") or state["epoch"] >= epochs):
+            if source == self.final and (state.get("stopped") in _FINAL_STOPS or state["epoch"] >= epochs):
                 self.state = state
                 return False
             if source == self.final:                      # more epochs for a finished fold: work on a copy
@@ -187,7 +188,7 @@ class FoldRun:
                 os.replace(tmp, self.partial)
             self.resuming = True
             self.state = {**fresh_state(), **state, "stopped": None, "done": False}
-            if state.get("stopped") in ("early", "nan"):
+            if state.get("stopped") in _FINAL_STOPS:
                 self.state["stopped"] = state["stopped"]
             self._settle()
             hist = os.path.join(self.partial, "history.csv")
@@ -235,15 +236,20 @@ class FoldRun:
 
     @property
     def last_epoch(self) -> int:
-        """Keras' `epochs`: the planned length, or where a fold that already stopped (early, or
-        on a non-finite loss) but was killed before finishing stands."""
-        return self.epoch if self.state["stopped"] in ("early", "nan") else self.epochs
+        """Keras' `epochs`: the planned length, or where a fold that already stopped (early, on a
+        perfect score, or on a non-finite loss) but was killed before finishing stands."""
+        return self.epoch if self.state["stopped"] in _FINAL_STOPS else self.epochs
 
     # ------------------------------------------------------------------ per epoch
 
-    def callback(self, evaluate: Callable[[object], EpochScore], patience: int, max_minutes: float, seed: int):
-        """The Keras callback that scores, checkpoints and stops; see `_monitor_class`."""
-        return _monitor_class()(self, evaluate, patience, max_minutes, seed)
+    def callback(self, evaluate: Callable[[object], EpochScore], patience: int, max_minutes: float, seed: int,
+                 best_possible: float = math.inf):
+        """The Keras callback that scores, checkpoints and stops; see `_monitor_class`.
+
+        `best_possible` is the metric's ceiling (1.0 for lwlrap and MAP@3): once the best epoch
+        reaches it no later epoch can be better, so the epochs patience would still wait are skipped;
+        the kept weights and out-of-fold scores are the same as without the stop."""
+        return _monitor_class()(self, evaluate, patience, max_minutes, seed, best_possible)
 
     def _end_epoch(self, model, epoch: int, loss: float, lr: float, result: EpochScore, seconds: float) -> bool:
         st, d = self.state, self.partial
@@ -318,10 +324,12 @@ def _monitor_class():
         uninterrupted one would have done.
         """
 
-        def __init__(self, run: FoldRun, evaluate, patience: int, max_minutes: float, seed: int):
+        def __init__(self, run: FoldRun, evaluate, patience: int, max_minutes: float, seed: int,
+                     best_possible: float = math.inf):
             super().__init__()
             self.run, self.evaluate = run, evaluate
             self.patience, self.max_minutes, self.seed = patience, max_minutes, seed
+            self.best_possible = best_possible
             self.t_start = time.time()
 
         def on_epoch_begin(self, epoch, logs=None):
@@ -349,6 +357,8 @@ def _monitor_class():
                 stop = "nan"
             elif st["wait"] >= self.patience:
                 stop = "early"
+            elif st["best"] >= self.best_possible - 1e-9:
+                stop = "perfect"
             elif self.max_minutes and time.time() - self.t_start > 60 * self.max_minutes:
                 stop = "time"
             if stop:
@@ -356,6 +366,8 @@ def _monitor_class():
                 atomic.write_json(os.path.join(self.run.partial, "state.json"), st)
                 print({"nan": "stopping: the loss is not finite (the best epoch so far is kept)",
                        "early": f"early stopping: no better {self.run.metric} for {self.patience} epochs",
+                       "perfect": f"stopping: {self.run.metric} {st['best']:.4f} is the best possible; "
+                                  f"no later epoch can beat it",
                        "time": f"stopping: --max-minutes {self.max_minutes} reached (--resume continues)"}[stop],
                       flush=True)
                 self.model.stop_training = True

@@ -148,7 +148,8 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
 
         model.fit(make_batches(train_ink, onehot, cfg, train=True, seed=seed, start_epoch=run.epoch),
                   epochs=run.last_epoch, initial_epoch=run.epoch, verbose=fit_verbosity(),
-                  callbacks=[run.callback(evaluate, patience, cfg.max_minutes, seed), keras.callbacks.TerminateOnNaN()])
+                  callbacks=[run.callback(evaluate, patience, cfg.max_minutes, seed, best_possible=1.0),  # MAP@3 <= 1
+                             keras.callbacks.TerminateOnNaN()])
         metrics = run.finish(model, f"{dataset} {cfg.run_name} fold {fold}",
                              extra={"fold": fold, "dataset": dataset, "model": cfg.model, "run": cfg.run_name,
                                     "n_train": int(len(tr)), "n_val": int(len(va)), "n_classes": n_classes,
