@@ -56,7 +56,8 @@ class FatConfig:
     unfreeze_lr: float = field(1e-4, "vgg19: learning rate once blocks are unfrozen")
     name: str = field("", "run name: outputs go to WORK/<dataset>/<name>/ (default: the model), so "
                           "variants of one network ensemble as separate models")
-    width: int = field(16, "channels of the first conv block (doubles per block)")
+    width: int = field(32, "channels of the first conv block (doubles per block); 16 is the CPU setting "
+                           "(a quarter of the compute, out-of-fold lwlrap 0.9175 against 0.9294)")
     blocks: int = field(4, "conv blocks")
     dropout: float = field(0.3, "dropout before the classifier")
     epochs: int = field(80, "maximum epochs (the cosine schedule spans them)")
