@@ -262,7 +262,7 @@ import pandas as pd
 from src import features, models, transforms
 from src.config import FatConfig
 from src.predictor import predict_clips
-cfg = FatConfig(n_mels=64, width=16, cache_dir={os.path.join(work, 'feature-cache')!r})
+cfg = FatConfig(cache_dir={os.path.join(work, 'feature-cache')!r})   # the default model
 names = pd.read_csv({layout!r} + "/sample_submission.csv")["fname"].tolist()[:{size.predict_clips}]
 fs, _ = features.extract(cfg, "bench", "test", {layout!r} + "/test", names)
 m = models.build(cfg, 80)
@@ -279,7 +279,10 @@ print(json.dumps({{"kit": kit, "loop": loop, "n": len(fs)}}))"""
     res.add("predict", "per-clip model.predict loop (the usual kernel way)", f"{r['loop']:.1f} clips/s")
     res.add("predict", "kit / per-clip loop", f"{r['kit'] / r['loop']:.2f}")
     t = FAT_TEST_CLIPS * FAT_FOLDS / r["kit"]
-    res.add("predict", f"extrapolated: {FAT_TEST_CLIPS} test clips x {FAT_FOLDS} folds, width-16 CNN, this CPU",
+    from src.config import FatConfig
+
+    res.add("predict", f"extrapolated: {FAT_TEST_CLIPS} test clips x {FAT_FOLDS} folds, width-{FatConfig().width} CNN, "
+                       "this CPU",
             f"{t / 60:.1f} min", "per default model; clip lengths of the real test set assumed like these")
     _bars(res, "predict.png", "test clips/s", {"per-clip loop": r["loop"], "kit": r["kit"]})
 
