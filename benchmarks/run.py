@@ -273,15 +273,13 @@ t = time.time()
 for i in range(len(fs)):
     m.predict(transforms.windows(np.asarray(fs[i], np.float32), cfg.crop_frames, hop)[..., None], verbose=0).mean(axis=0)
 loop = len(fs) / (time.time() - t)
-print(json.dumps({{"kit": kit, "loop": loop, "n": len(fs)}}))"""
+print(json.dumps({{"kit": kit, "loop": loop, "n": len(fs), "width": cfg.width}}))"""
     r, _ = py(code)
     res.add("predict", f"kit: windows of many clips per model call ({r['n']} real test clips)", f"{r['kit']:.1f} clips/s")
     res.add("predict", "per-clip model.predict loop (the usual kernel way)", f"{r['loop']:.1f} clips/s")
     res.add("predict", "kit / per-clip loop", f"{r['kit'] / r['loop']:.2f}")
     t = FAT_TEST_CLIPS * FAT_FOLDS / r["kit"]
-    from src.config import FatConfig
-
-    res.add("predict", f"extrapolated: {FAT_TEST_CLIPS} test clips x {FAT_FOLDS} folds, width-{FatConfig().width} CNN, "
+    res.add("predict", f"extrapolated: {FAT_TEST_CLIPS} test clips x {FAT_FOLDS} folds, width-{r['width']} CNN, "
                        "this CPU",
             f"{t / 60:.1f} min", "per default model; clip lengths of the real test set assumed like these")
     _bars(res, "predict.png", "test clips/s", {"per-clip loop": r["loop"], "kit": r["kit"]})

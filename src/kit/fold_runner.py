@@ -325,7 +325,7 @@ def _monitor_class():
         """
 
         def __init__(self, run: FoldRun, evaluate, patience: int, max_minutes: float, seed: int,
-                     best_possible: float = math.inf):
+                     best_possible: float):
             super().__init__()
             self.run, self.evaluate = run, evaluate
             self.patience, self.max_minutes, self.seed = patience, max_minutes, seed
