@@ -16,6 +16,7 @@ setup(
         "numpy>=1.24",
         "pandas>=2.0",
         "scikit-learn>=1.3",
+        "threadpoolctl>=3.0",       # one BLAS thread per feature worker (also a scikit-learn dependency)
         "iterative-stratification>=0.1.7",
         "tqdm>=4.60",
         "matplotlib>=3.7",

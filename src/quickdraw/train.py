@@ -9,6 +9,7 @@ import pandas as pd
 
 from .. import __version__
 from ..kit import configio
+from ..kit.batches import generator_dataset, signature_of
 from ..kit.distribute import quiet_tensorflow
 from ..kit.fold_runner import EpochScore, FoldRun, fit_verbosity
 from ..kit.metrics import map_at_k_scores
@@ -74,6 +75,21 @@ def make_batches(ink: Ink, y: np.ndarray | None, cfg: QDConfig, train: bool, see
             self.order = self._order()
 
     return InkBatches()
+
+
+def training_dataset(ink: Ink, y: np.ndarray, cfg: QDConfig, seed: int, start_epoch: int):
+    """(tf.data of endless training epochs from `start_epoch` on, batches per epoch): make_batches'
+    batches through the kit's generator pipeline (kit.batches), as FAT2019's, rather than Keras'
+    own PyDataset adapter, whose autotuned prefetch held each fit up to a minute at its end."""
+    def epochs():
+        batches = make_batches(ink, y, cfg, train=True, seed=seed, start_epoch=start_epoch)
+        while True:
+            for i in range(len(batches)):
+                yield batches[i]
+            batches.on_epoch_end()
+
+    first = make_batches(ink, y, cfg, train=True, seed=seed, start_epoch=start_epoch)
+    return generator_dataset(epochs, signature_of(first[0])), len(first)
 
 
 def predict_probs(model, ink: Ink, cfg: QDConfig, batch_size: int = 256, chunk: int = 4096) -> np.ndarray:
@@ -146,8 +162,9 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
             oof.insert(0, "key_id", val_keys)
             return EpochScore(m3, oof, {"val_top1": acc})
 
-        model.fit(make_batches(train_ink, onehot, cfg, train=True, seed=seed, start_epoch=run.epoch),
-                  epochs=run.last_epoch, initial_epoch=run.epoch, verbose=fit_verbosity(),
+        ds, steps = training_dataset(train_ink, onehot, cfg, seed, run.epoch)
+        model.fit(ds, steps_per_epoch=steps, epochs=run.last_epoch, initial_epoch=run.epoch, shuffle=False,
+                  verbose=fit_verbosity(),
                   callbacks=[run.callback(evaluate, patience, cfg.max_minutes, seed, best_possible=1.0),  # MAP@3 <= 1
                              keras.callbacks.TerminateOnNaN()])
         metrics = run.finish(model, f"{dataset} {cfg.run_name} fold {fold}",
