@@ -166,7 +166,7 @@ print(json.dumps({{"first": first, "second": second}}))"""
         cold, _ = py(compile_code, env={"NUMBA_CACHE_DIR": tempfile.mkdtemp(dir=work)})
         res.add("features", "librosa's first melspectrogram call in a fresh process (numba compiles)",
                 f"{cold['first']:.1f} s", f"(second call {cold['second'] * 1000:.0f} ms; kept out of the per-clip "
-                f"times below; the kit computes its spectrogram with numpy and compiles nothing)")
+                f"times below; the kit computes its spectrogram with numpy and scipy.fft and compiles nothing)")
     public = f"""
 import json, time, numpy as np, librosa
 paths = json.load(open({listing!r}))
