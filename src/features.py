@@ -74,7 +74,7 @@ def mel_power(x: np.ndarray, cfg: FatConfig) -> np.ndarray:
     for s in range(0, n_frames, FRAMES_PER_BLOCK):
         n = min(FRAMES_PER_BLOCK, n_frames - s)
         frames = np.lib.stride_tricks.as_strided(padded[s * hop:], (n, n_fft), (stride * hop, stride))
-        spec = scipy.fft.rfft(frames * win, axis=1)       # float32 in, complex64 out: ~4x numpy's rfft here
+        spec = scipy.fft.rfft(frames * win, axis=1)       # float32 in, complex64 out: faster than numpy's rfft
         ri = spec.view(np.float32)                         # real, imag interleaved
         np.square(ri, out=ri)
         out[:, s:s + n] = fb @ (ri[:, 0::2] + ri[:, 1::2]).T

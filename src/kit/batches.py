@@ -8,9 +8,9 @@ PREFETCH_BATCHES = 4        # batches made ahead of the model: a generator makes
 
 def no_autotune():
     """tf.data options with the autotuner off. Its thread sleeps for a period that doubles from
-    10 ms up to a minute, and when `fit` ends the iterator waits for its next wake-up: fits whose
-    steps took 6 s returned after 10.24 s, and a fold sat up to a minute after its last epoch. A
-    one-generator pipeline has nothing to tune but its prefetch depth, fixed instead."""
+    10 ms up to a minute, and when `fit` ends the iterator waits for its next wake-up, so a fit
+    could sit idle for seconds (up to a minute) after its last step. A one-generator pipeline has
+    nothing to tune but its prefetch depth, fixed instead."""
     import tensorflow as tf
 
     options = tf.data.Options()
