@@ -28,8 +28,8 @@ def fat_baseline(layout: str, cache_dir: str) -> dict:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from src import data as fat_data, features, folds as fat_folds
-    from src.config import FatConfig
+    from src.fat2019 import data as fat_data, features, folds as fat_folds
+    from src.fat2019.config import FatConfig
     from src.kit.metrics import lwlrap
 
     cfgs = [FatConfig(data_dir=layout, n_mels=64, cache_dir=cache_dir),

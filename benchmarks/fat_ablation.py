@@ -53,7 +53,7 @@ def cv_flags(name: str, best: list[str]) -> list[str]:
 
 
 def oof_score(work: str, dataset: str, run: str, data) -> float:
-    from src import data as fat_data
+    from src.fat2019 import data as fat_data
     from src.kit import runs
     from src.kit.metrics import lwlrap
 
@@ -69,13 +69,13 @@ def rescore_windows(work: str, dataset: str, run: str, data) -> dict[str, float]
 
     import numpy as np
 
-    from src import data as fat_data, features, folds as fat_folds
-    from src.config import FatConfig
+    from src.fat2019 import data as fat_data, features, folds as fat_folds
+    from src.fat2019.config import FatConfig
     from src.kit import configio, runs
     from src.kit.atomic import read_json
     from src.kit.metrics import lwlrap
     from src.predict import load_model
-    from src.predictor import predict_clips
+    from src.fat2019.infer import predict_clips
 
     out = {}
     preds = {agg: [] for agg in ("mean", "max", "meanmax", "mean, --tta 3", "mean, --eval-hop 0.5")}
@@ -115,8 +115,8 @@ def main(argv=None) -> int:
     ap.add_argument("--work-dir", default="work")
     ap.add_argument("--out", default=os.path.join("benchmarks", "ablation.md"))
     args = ap.parse_args(argv)
-    from src import data as fat_data
-    from src.config import FatConfig
+    from src.fat2019 import data as fat_data
+    from src.fat2019.config import FatConfig
 
     data = fat_data.load(FatConfig(data_dir=args.data_dir))
     lines = ["| row | what | command (`python -m src.cv --data-dir DIR --fold all --name ROW ...`) | out-of-fold lwlrap "

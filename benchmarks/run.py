@@ -130,7 +130,7 @@ def fat_layout(work: str, demo: bool = False) -> str:
             subprocess.run([sys.executable, os.path.join(SHARED, "make_fat_layout.py"), "--out", out], check=True,
                            capture_output=True)
         return out
-    from src import demo_data
+    from src.fat2019 import demo as demo_data
 
     return demo_data.ensure(os.path.join(work, "demo-fat2019"))
 
@@ -181,8 +181,8 @@ print(json.dumps({{"s": time.time() - t}}))"""
     cache = os.path.join(work, "feature-cache")
     kit = f"""
 import json, time
-from src import features
-from src.config import FatConfig
+from src.fat2019 import features
+from src.fat2019.config import FatConfig
 paths = json.load(open({listing!r}))
 cfg = FatConfig(cache_dir={cache!r})
 out = {{}}
@@ -211,10 +211,10 @@ print(json.dumps(out))"""
 def pipeline(res: Results, size: Size, work: str) -> None:
     code = f"""
 import json, time, numpy as np, keras, tensorflow as tf
-from src.config import FatConfig
-from src import models, datasets
+from src.fat2019.config import FatConfig
+from src.fat2019 import models, pipeline as datasets
 from src.kit.batches import no_autotune
-from src.features import FeatureSet
+from src.fat2019.features import FeatureSet
 cfg = FatConfig(n_mels=64, width=16, mixup_alpha=0.0, spec_augment=True)
 rng = np.random.default_rng(0)
 fs = object.__new__(FeatureSet)
@@ -272,9 +272,9 @@ def predict_speed(res: Results, size: Size, work: str) -> None:
     code = f"""
 import json, time, numpy as np, keras
 import pandas as pd
-from src import features, models, transforms
-from src.config import FatConfig
-from src.predictor import predict_clips
+from src.fat2019 import features, models, transforms
+from src.fat2019.config import FatConfig
+from src.fat2019.infer import predict_clips
 cfg = FatConfig(cache_dir={os.path.join(work, 'feature-cache')!r})   # the default model
 names = pd.read_csv({layout!r} + "/sample_submission.csv")["fname"].tolist()[:{size.predict_clips}]
 fs, _ = features.extract(cfg, "bench", "test", {layout!r} + "/test", names)
@@ -301,8 +301,8 @@ print(json.dumps({{"kit": kit, "loop": loop, "n": len(fs), "width": cfg.width}})
 def synthetic_fat_layout(work: str, curated: int, noisy: int, mels: int) -> str:
     """A FAT2019-size layout whose features are already in the cache: placeholder audio files and
     float16 arrays of the real length distribution written straight into the cache format."""
-    from src import features
-    from src.config import FatConfig
+    from src.fat2019 import features
+    from src.fat2019.config import FatConfig
 
     root = os.path.join(work, "fat-size")
     if os.path.isdir(root):
@@ -312,7 +312,7 @@ def synthetic_fat_layout(work: str, curated: int, noisy: int, mels: int) -> str:
     cfg = FatConfig(n_mels=mels, cache_dir=os.path.join(work, "fat-size-cache"))
     import pandas as pd
 
-    from src import data as fat_data
+    from src.fat2019 import data as fat_data
 
     frames_per_s = cfg.sample_rate / cfg.hop_length
     frames = {"train_curated": np.clip(rng.lognormal(np.log(5.5), 0.8, curated), 0.3, 30),          # mean ~7.6 s
@@ -338,7 +338,7 @@ def synthetic_fat_layout(work: str, curated: int, noisy: int, mels: int) -> str:
 
 
 def memory(res: Results, size: Size, work: str) -> None:
-    from src.config import FatConfig
+    from src.fat2019.config import FatConfig
 
     curated, noisy = size.cache_clips
     root = synthetic_fat_layout(work, curated, noisy, size.cache_mels)
@@ -367,7 +367,7 @@ t = time.time(); ts = data.load_train({qd!r}, per_class=2000); print(json.dumps(
 import json, time, numpy as np
 from src.quickdraw import data
 from src.quickdraw.config import QDConfig
-from src.quickdraw.train import make_batches
+from src.quickdraw.pipeline import make_batches
 ts = data.load_train({qd!r}, per_class=2000)
 out = {{}}
 for model in ("cnn", "lstm"):
@@ -459,8 +459,8 @@ def compute_profile(res: Results, work: str) -> None:
     matmul): whether the step is limited by arithmetic or by overheads."""
     code = """
 import json, time, numpy as np, keras, tensorflow as tf
-from src.config import FatConfig
-from src import models
+from src.fat2019.config import FatConfig
+from src.fat2019 import models
 from src.kit.batches import no_autotune
 cfg = FatConfig()
 m = models.build(cfg, 80)

@@ -16,8 +16,8 @@ import os
 
 import pandas as pd
 
-from . import data as fat_data
-from .config import FatConfig
+from .fat2019 import data as fat_data
+from .fat2019.config import FatConfig
 from .kit import blend, plots, runs
 from .kit.errors import KitError, cli
 from .kit.metrics import lwlrap, per_class_lwlrap

@@ -15,13 +15,13 @@ import argparse
 
 import numpy as np
 
-from . import data as fat_data
-from .config import FatConfig
+from .fat2019 import data as fat_data
+from .fat2019.config import FatConfig
 from .kit import configio, runs
 from .kit.errors import cli
 from .kit.fold_runner import parse_folds
 from .kit.metrics import lwlrap
-from .training import fold_dir, train_fold
+from .fat2019.train import fold_dir, train_fold
 
 
 def oof_lwlrap(cfg: FatConfig, data: fat_data.FatData, folds: list[int]) -> float:

@@ -21,15 +21,15 @@ import os
 import numpy as np
 import pandas as pd
 
-from . import data as fat_data, features
-from .config import FatConfig
+from .fat2019 import data as fat_data, features
+from .fat2019.config import FatConfig
 from .kit import blend, configio, foldfile, runs
 from .kit.datadir import file_sha1
 from .kit.distribute import quiet_tensorflow
 from .kit.errors import KitError, cli, list_some, warn
 from .kit.metrics import lwlrap
-from .predictor import predict_clips
-from .submission import write_submission
+from .fat2019.infer import predict_clips
+from .fat2019.submission import write_submission
 
 TRAIN_HINT = "python -m src.cv --fold 0"
 
@@ -49,7 +49,7 @@ def find_runs(work_dir: str, data: fat_data.FatData, names: list[str] | None, st
 
 def load_model(fold: runs.Fold):
     """The fold's network rebuilt from its config.json, with its best weights."""
-    from . import models
+    from .fat2019 import models
 
     cfg = configio.from_dict(FatConfig, fold.config)
     model = models.build(cfg, len(fold.labels))

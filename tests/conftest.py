@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from src import demo_data
+from src.fat2019 import demo as demo_data
 
 TINY_LABELS = ["Bass_drum", "Buzz", "Cricket"]
 

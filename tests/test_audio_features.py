@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from src import features
-from src.audio import BadClip, load_clip, pad_to, read_audio
-from src.config import FatConfig
+from src.fat2019 import features
+from src.fat2019.audio import BadClip, load_clip, pad_to, read_audio
+from src.fat2019.config import FatConfig
 
 SHARED_FORMATS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "audio", "formats")
 
@@ -175,7 +175,7 @@ def test_logmel_equals_librosa_and_blocks_do_not_change_it(monkeypatch):
 def test_trim_and_resample_match_librosa():
     import librosa
 
-    from src.audio import resample, trim_silence
+    from src.fat2019.audio import resample, trim_silence
 
     sr = 16000
     x = np.concatenate([np.zeros(sr), tone(sr, 0.3), 1e-5 * tone(sr, 0.5)]).astype(np.float32)
@@ -237,7 +237,7 @@ def test_one_feature_ram_budget_covers_curated_and_noisy_together(tiny):
     """--feature-ram-gb bounds a fold's features as a whole: a budget that holds the curated clips
     but not the noisy ones as well leaves the fold's training set read from the cache."""
     from conftest import TINY_FLAGS
-    from src import data as fat_data, training
+    from src.fat2019 import data as fat_data, train as training
     from src.kit import configio
 
     def inputs(gb):

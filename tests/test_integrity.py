@@ -71,8 +71,8 @@ def test_every_kill_point_ends_in_a_complete_fold(tiny, capsys, at):
 
 
 def test_a_second_process_on_the_same_fold_is_refused_by_name(tiny, capsys):
-    from src import data as fat_data
-    from src.config import FatConfig
+    from src.fat2019 import data as fat_data
+    from src.fat2019.config import FatConfig
 
     name = fat_data.load(FatConfig(data_dir="fat")).name
     lock_path = os.path.join("work", name, "cnn", "fold0.lock")
@@ -100,7 +100,7 @@ def test_two_first_demo_generations_at_once_both_succeed(tmp_path):
     code = f"""
 import sys
 sys.path.insert(0, {ROOT!r})
-from src import demo_data
+from src.fat2019 import demo as demo_data
 from src.quickdraw.demo import make_demo
 print(demo_data.ensure("data/demo-fat2019"), make_demo("data/demo-quickdraw"))
 """

@@ -1,4 +1,4 @@
-"""src.kaggle_cli against the REAL `kaggle` command, talking to tests/kaggle_stub.py on loopback.
+"""src.ship.client against the REAL `kaggle` command, talking to tests/kaggle_stub.py on loopback.
 
 Every test runs with HOME, KAGGLE_CONFIG_DIR and TMPDIR in its own tmp_path (see kaggle_stub).
 """
@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from src import kaggle_cli as kc
+from src.ship import client as kc
 from src.kit.errors import KitError
 
 from kaggle_stub import KEY, USER, clean_kaggle_env, kaggle_env, kaggle_stub  # noqa: F401 (fixtures)

@@ -17,7 +17,8 @@ import pytest
 
 from conftest import ROOT, one
 from kaggle_stub import USER, kaggle_env, kaggle_stub  # noqa: F401 (fixtures)
-from src import kernels, predict
+from src.ship import kernels
+from src import predict
 from src.quickdraw import predict as qd_predict
 
 FAT_COMP, QD_COMP = "freesound-audio-tagging-2019", "quickdraw-doodle-recognition"
@@ -185,7 +186,7 @@ def test_training_kernel_trains_every_fold_and_predicts(tiny, tmp_path, hidden, 
     """--kind train: the folds file travels inside the script (iterative-stratification is not in
     Kaggle's image); the kernel trains every fold on the competition data and writes a submission."""
     from conftest import TINY_FLAGS
-    from src import folds
+    from src.fat2019 import folds
 
     assert folds.main(["--data-dir", "fat", "--n-folds", "3"]) == 0
     train_args = " ".join(TINY_FLAGS + ["--epochs", "1"])

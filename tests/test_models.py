@@ -3,7 +3,7 @@ the CNN, the noise-aware loss and how each --noisy mode reaches it."""
 import numpy as np
 import pytest
 
-from src.config import FatConfig
+from src.fat2019.config import FatConfig
 from src.kit.errors import KitError
 
 VGG = dict(model="vgg19", n_mels=32, crop_frames=32)
@@ -26,7 +26,7 @@ def conv_weights(model):
 
 
 def test_vgg19_loads_body_weights_from_a_file_and_the_env(body_file, monkeypatch):
-    from src import models
+    from src.fat2019 import models
 
     path, want = body_file
     m = models.build(FatConfig(**VGG, weights=path), 5, pretrained=True)
@@ -42,7 +42,7 @@ def test_vgg19_loads_body_weights_from_a_file_and_the_env(body_file, monkeypatch
 
 
 def test_vgg19_refuses_to_train_from_random_weights_by_accident(tmp_path, monkeypatch):
-    from src import models
+    from src.fat2019 import models
 
     monkeypatch.delenv("VGG19_WEIGHTS", raising=False)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
@@ -56,7 +56,7 @@ def test_vgg19_refuses_to_train_from_random_weights_by_accident(tmp_path, monkey
 def test_vgg19_bad_weights_files_are_named(tmp_path, content, message):
     import keras
 
-    from src import models
+    from src.fat2019 import models
 
     path = tmp_path / "w.weights.h5"
     if content == "other":
@@ -71,7 +71,7 @@ def test_vgg19_bad_weights_files_are_named(tmp_path, content, message):
 def test_frozen_body_keeps_its_weights_and_unfreeze_opens_exactly_n_blocks(body_file):
     import keras
 
-    from src import models
+    from src.fat2019 import models
 
     cfg = FatConfig(**VGG, weights=body_file[0])
     m = models.build(cfg, 3, pretrained=True)
@@ -94,7 +94,7 @@ def test_frozen_body_keeps_its_weights_and_unfreeze_opens_exactly_n_blocks(body_
 
 
 def test_vgg19_delta_channels():
-    from src import models
+    from src.fat2019 import models
 
     m = models.build(FatConfig(**VGG, vgg_input="deltas", weights="none"), 4, pretrained=True)
     ramp = np.tile(np.arange(32, dtype="float32") / 32, (32, 1))[None, :, :, None]
@@ -105,7 +105,7 @@ def test_vgg19_delta_channels():
 
 
 def test_cnn_output_is_a_probability_per_label():
-    from src import models
+    from src.fat2019 import models
 
     cfg = FatConfig(n_mels=32, crop_frames=32, width=4, blocks=2)
     m = models.build(cfg, 7)
@@ -114,7 +114,7 @@ def test_cnn_output_is_a_probability_per_label():
 
 
 def test_noisy_losses_hand_computed():
-    from src.losses import NoisyBCE
+    from src.fat2019.losses import NoisyBCE
 
     p = np.array([[0.8, 0.2], [0.3, 0.6]], np.float32)
     y = np.array([[1, 0, 0], [1, 0, 1]], np.float32)                      # last column: noisy
@@ -127,8 +127,8 @@ def test_noisy_losses_hand_computed():
 
 
 def test_each_noisy_mode_reaches_the_training_batches():
-    from src.datasets import training_batches
-    from src.features import FeatureSet
+    from src.fat2019.pipeline import training_batches
+    from src.fat2019.features import FeatureSet
 
     rng = np.random.default_rng(0)
     arrays = [rng.normal(size=(8, 20)).astype(np.float16) for _ in range(6)]

@@ -9,9 +9,10 @@ import pytest
 import soundfile as sf
 
 from conftest import TINY_FLAGS, TINY_LABELS, one, run_module
-from src import cv, folds, predict, score
-from src.config import FatConfig, KNOWN_BAD_CLIPS
-from src.data import label_matrix
+from src import cv, predict
+from src.fat2019 import folds, score
+from src.fat2019.config import FatConfig, KNOWN_BAD_CLIPS
+from src.fat2019.data import label_matrix
 from src.kit.errors import KitWarning
 
 
@@ -249,7 +250,7 @@ def test_predict_trusts_only_finished_runs_that_match_the_data(tiny, capsys):
 
     # labels are aligned by name: a sample_submission with its label columns in another order
     # (another dataset name, since the label columns define it: the runs are moved there by hand)
-    from src import data as fat_data
+    from src.fat2019 import data as fat_data
 
     old = one("work/fat-*")
     _rewrite("fat/sample_submission.csv", lambda t: "\n".join(
@@ -336,7 +337,7 @@ def test_named_runs_with_other_features_ensemble(tiny, capsys):
 
 def test_the_model_learns_on_the_demo(fat_demo_run):
     """A short demo training clearly beats the label prior: fails if training silently does nothing."""
-    from src import data as fat_data
+    from src.fat2019 import data as fat_data
     from src.kit.metrics import lwlrap
 
     m = json.load(open(one(str(fat_demo_run / "work/demo-fat2019-*/cnn/fold0/metrics.json"))))

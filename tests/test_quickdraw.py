@@ -317,7 +317,8 @@ def test_map_at_3_hand_computed():
 
 
 def test_scores_helper_matches_map_at_k():
-    from src.quickdraw.train import scores, top_k
+    from src.quickdraw.infer import top_k
+    from src.quickdraw.train import scores
 
     probs = np.array([[0.5, 0.3, 0.2, 0.0], [0.1, 0.2, 0.3, 0.4], [0.4, 0.4, 0.1, 0.1]])
     y = np.array([1, 3, 0])

@@ -1,6 +1,6 @@
 import numpy as np
 
-from src import transforms
+from src.fat2019 import transforms
 from src.kit.runs import fold_mean, weighted_mean
 
 

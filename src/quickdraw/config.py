@@ -10,6 +10,19 @@ COMPETITION = "quickdraw-doodle-recognition"
 DEMO_DIR = "data/demo-quickdraw"
 MODELS = ["lstm", "convlstm", "cnn", "inception"]
 SEQUENCE_MODELS = ("lstm", "convlstm")
+# Kaggle's layout: train_simplified/<word>.csv, test_simplified.csv, sample_submission.csv
+TRAIN_DIR = "train_simplified"
+TEST_CSV = "test_simplified.csv"
+SAMPLE_CSV = "sample_submission.csv"
+
+
+def word_to_token(word: str) -> str:
+    """Submission spelling: spaces inside a word become underscores."""
+    return word.replace(" ", "_")
+
+
+def token_to_word(token: str) -> str:
+    return token.replace("_", " ")
 
 
 @dataclass

@@ -17,21 +17,9 @@ import pandas as pd
 from ..kit import foldfile, tables
 from ..kit.datadir import resolve_data_dir
 from ..kit.errors import KitError, list_some, warn
-from .config import COMPETITION, DEMO_DIR
+from .config import COMPETITION, DEMO_DIR, SAMPLE_CSV, TEST_CSV, TRAIN_DIR, token_to_word, word_to_token  # noqa: F401
+from .demo import make_demo
 from .strokes import Ink, parse_drawings, summarize_bad
-
-TRAIN_DIR = "train_simplified"
-TEST_CSV = "test_simplified.csv"
-SAMPLE_CSV = "sample_submission.csv"
-
-
-def word_to_token(word: str) -> str:
-    """Submission spelling: spaces inside a word become underscores."""
-    return word.replace(" ", "_")
-
-
-def token_to_word(token: str) -> str:
-    return token.replace("_", " ")
 
 
 # ---------------------------------------------------------------- locating data
@@ -51,8 +39,6 @@ def identity(data_dir: str) -> list[bytes]:
 
 def resolve(data_dir: str | None) -> tuple[str, str]:
     """(data folder, dataset name): --data-dir, Kaggle input, ./data/<competition>, else the demo."""
-    from .demo import make_demo
-
     return resolve_data_dir(data_dir, COMPETITION, make_demo, DEMO_DIR, "Quick, Draw!", identity)
 
 

@@ -12,8 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..kit import atomic
-from .config import DEMO_DIR
-from .data import SAMPLE_CSV, TEST_CSV, TRAIN_DIR, word_to_token
+from .config import DEMO_DIR, SAMPLE_CSV, TEST_CSV, TRAIN_DIR, word_to_token
 from .strokes import fit_box
 
 

@@ -88,7 +88,7 @@ def predict_test(found: dict, data_dir: str, words: list[str], weights: dict | N
     from ..kit import atomic
     from . import data
     from .strokes import summarize_bad
-    from .train import predict_probs
+    from .infer import predict_probs
 
     test_csv = os.path.join(data_dir, data.TEST_CSV)
     fallback = fallback_words(found)

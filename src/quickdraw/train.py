@@ -9,98 +9,21 @@ import pandas as pd
 
 from .. import __version__
 from ..kit import configio
-from ..kit.batches import generator_dataset, signature_of
 from ..kit.distribute import quiet_tensorflow
 from ..kit.fold_runner import EpochScore, FoldRun, fit_verbosity
 from ..kit.metrics import map_at_k_scores
 from .config import COMPETITION, QDConfig
 from .data import TrainSet
-from .strokes import Ink, augment, rasterize, to_stroke3
+from .infer import predict_probs, top_k
+from .pipeline import training_dataset
 
 METRIC = "val_map3"
-
-
-def model_inputs(ink: Ink, cfg: QDConfig) -> np.ndarray:
-    """What the model `cfg.model` eats: stroke-3/5 (N, T, F) float32 or rasters (N, S, S, 1) uint8."""
-    if cfg.is_sequence:
-        return to_stroke3(ink, cfg.max_len, stroke5=cfg.stroke5)
-    return rasterize(ink, cfg.raster_size, cfg.line_width, time_colour=cfg.time_colour)[..., None]
-
-
-def top_k(probs: np.ndarray, k: int = 3) -> np.ndarray:
-    """Indices of the k largest per row, best first (ties: lower index first)."""
-    return np.argsort(-probs, axis=1, kind="stable")[:, :k]
 
 
 def scores(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """(MAP@3, top-1 accuracy) of class probabilities against integer labels."""
     onehot = np.eye(probs.shape[1])[y]
     return map_at_k_scores(onehot, probs, 3), float(np.mean(top_k(probs, 1)[:, 0] == y))
-
-
-def make_batches(ink: Ink, y: np.ndarray | None, cfg: QDConfig, train: bool, seed: int = 0, start_epoch: int = 0):
-    """A keras PyDataset: batches converted on the fly; training batches shuffled and, with
-    cfg.augment, freshly distorted every epoch from a generator seeded by (seed, epoch, batch),
-    so a resumed fold sees exactly what an uninterrupted one would have."""
-    import keras
-
-    class InkBatches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.epoch = start_epoch
-            self.order = self._order()
-
-        def _order(self):
-            if not train:
-                return np.arange(len(ink))
-            return np.random.default_rng([seed, self.epoch]).permutation(len(ink))
-
-        def __len__(self):
-            return max(1, -(-len(ink) // cfg.batch_size))
-
-        def __getitem__(self, i):
-            idx = self.order[i * cfg.batch_size:(i + 1) * cfg.batch_size]
-            part = ink.take(idx)
-            if train and cfg.augment:
-                rng = np.random.default_rng([seed, self.epoch, i])
-                part = augment(part, rng, cfg.aug_rotate, cfg.aug_scale, cfg.aug_shear,
-                               cfg.aug_jitter, cfg.aug_dropout)
-            x = model_inputs(part, cfg)
-            if y is None:
-                return (x,)
-            return x, y[idx]
-
-        def on_epoch_end(self):
-            self.epoch += 1
-            self.order = self._order()
-
-    return InkBatches()
-
-
-def training_dataset(ink: Ink, y: np.ndarray, cfg: QDConfig, seed: int, start_epoch: int):
-    """(tf.data of endless training epochs from `start_epoch` on, batches per epoch): make_batches'
-    batches through the kit's generator pipeline (kit.batches), as FAT2019's, rather than Keras'
-    own PyDataset adapter, whose autotuned prefetch held each fit up to a minute at its end."""
-    def epochs():
-        batches = make_batches(ink, y, cfg, train=True, seed=seed, start_epoch=start_epoch)
-        while True:
-            for i in range(len(batches)):
-                yield batches[i]
-            batches.on_epoch_end()
-
-    first = make_batches(ink, y, cfg, train=True, seed=seed, start_epoch=start_epoch)
-    return generator_dataset(epochs, signature_of(first[0])), len(first)
-
-
-def predict_probs(model, ink: Ink, cfg: QDConfig, batch_size: int = 256, chunk: int = 4096) -> np.ndarray:
-    """Class probabilities, inputs converted `chunk` drawings at a time (memory stays bounded)."""
-    if len(ink) == 0:
-        return np.zeros((0, model.output_shape[-1]), np.float32)
-    out = []
-    for s in range(0, len(ink), chunk):
-        x = model_inputs(ink.take(np.arange(s, min(s + chunk, len(ink)))), cfg)
-        out.append(model.predict(x, batch_size=batch_size, verbose=0))
-    return np.concatenate(out)
 
 
 def setup_tf(cfg: QDConfig):

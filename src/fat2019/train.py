@@ -10,17 +10,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import __version__, data as fat_data, features, folds as fat_folds, models
+from .. import __version__
+from . import data as fat_data, features, folds as fat_folds, models
 from .config import COMPETITION, FatConfig
-from .datasets import training_dataset
+from .pipeline import training_dataset
 from .features import FeatureSet
-from .kit import configio, runs
-from .kit import distribute
-from .kit.distribute import quiet_tensorflow
-from .kit.errors import KitError, warn
-from .kit.fold_runner import EpochScore, FoldRun, fit_verbosity
-from .kit.metrics import lwlrap, per_class_lwlrap
-from .predictor import predict_clips
+from ..kit import configio, runs
+from ..kit import distribute
+from ..kit.distribute import quiet_tensorflow
+from ..kit.errors import KitError, warn
+from ..kit.fold_runner import EpochScore, FoldRun, fit_verbosity
+from ..kit.metrics import lwlrap, per_class_lwlrap
+from .infer import predict_clips
 
 METRIC = "val_lwlrap"
 

@@ -8,7 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .config import FatConfig
-from .datasets import window_chunks
+from .pipeline import window_chunks
 from .transforms import aggregate_windows
 
 

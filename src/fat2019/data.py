@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import demo_data
+from . import demo as demo_data
 from .config import COMPETITION, KNOWN_BAD_CLIPS, FatConfig
-from .kit import tables
-from .kit.datadir import resolve_data_dir
-from .kit.errors import KitError, list_some, warn
+from ..kit import tables
+from ..kit.datadir import resolve_data_dir
+from ..kit.errors import KitError, list_some, warn
 
 TRAIN_CSVS = ("train_curated.csv", "train_noisy.csv")
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from .audio import BadClip, load_clip
 from .config import FatConfig
-from .kit import atomic
+from ..kit import atomic
 
 FRAMES_PER_BLOCK = 2048
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .kit.errors import KitError
+from ..kit.errors import KitError
 
 INSTALL_HINT = 'pip install -e ".[kaggle]"'
 KERNEL_METADATA_FILE = "kernel-metadata.json"

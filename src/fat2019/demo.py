@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from .kit import atomic
+from ..kit import atomic
 
 SR = 44100
 VERSION = "1"   # bump when the generator changes, so old demo folders are rebuilt

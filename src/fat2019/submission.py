@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .kit import atomic
+from ..kit import atomic
 
 
 def make_submission(fnames: list[str], labels: list[str], scores: np.ndarray) -> pd.DataFrame:

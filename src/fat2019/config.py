@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from .kit.configio import field
+from ..kit.configio import field
 
 COMPETITION = "freesound-audio-tagging-2019"
 

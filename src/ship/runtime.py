@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 
-from .kit import runs
-from .kit.atomic import read_json
-from .kit.errors import KitError, cli, warn
+from ..kit import runs
+from ..kit.atomic import read_json
+from ..kit.errors import KitError, cli, warn
 
 MANIFEST = "kit-manifest.json"
 TOLERANCE = 2e-3          # sigmoid/softmax outputs; a silently wrong load differs by far more
@@ -81,10 +81,11 @@ def checked(load):
 
 
 def _predict_freesound(root: str) -> None:
-    from . import data as fat_data, predict
-    from .config import COMPETITION, FatConfig
-    from .kit import configio
-    from .submission import write_submission
+    from ..fat2019 import data as fat_data
+    from .. import predict
+    from ..fat2019.config import COMPETITION, FatConfig
+    from ..kit import configio
+    from ..fat2019.submission import write_submission
 
     with stage("finding the data and the models"):
         folder, manifest = find_manifest(os.path.join(root, "input"), COMPETITION)
@@ -114,8 +115,8 @@ def _predict_freesound(root: str) -> None:
 
 
 def _predict_quickdraw(root: str) -> None:
-    from .quickdraw import data, predict
-    from .quickdraw.config import COMPETITION
+    from ..quickdraw import data, predict
+    from ..quickdraw.config import COMPETITION
 
     with stage("finding the data and the models"):
         folder, manifest = find_manifest(os.path.join(root, "input"), COMPETITION)
@@ -141,12 +142,12 @@ def _train(name: str, root: str, build: dict) -> None:
     stay in <root>/working/work/ (the kernel's output)."""
     import subprocess
 
-    from .kit import foldfile
+    from ..kit import foldfile
 
     os.chdir(os.path.join(root, "working"))
     if name == "freesound":
-        from . import data as fat_data
-        from .config import COMPETITION, FatConfig
+        from ..fat2019 import data as fat_data
+        from ..fat2019.config import COMPETITION, FatConfig
 
         data_dir = os.path.join(root, "input", COMPETITION)
         if build.get("folds_csv"):
@@ -156,11 +157,11 @@ def _train(name: str, root: str, build: dict) -> None:
                 f.write(build["folds_csv"])
         cmds = [["src.cv", "--fold", "all"], ["src.predict"]]
     else:
-        from .quickdraw.config import COMPETITION
+        from ..quickdraw.config import COMPETITION
 
         data_dir = os.path.join(root, "input", COMPETITION)
         cmds = [["src.quickdraw.cv", "--fold", "all"], ["src.quickdraw.predict", "--out", "submission.csv"]]
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     for i, cmd in enumerate(cmds):
         full = [sys.executable, "-m", cmd[0], "--data-dir", data_dir, *cmd[1:], *(build.get("train_args", []) if i == 0 else [])]
         if cmd[0] == "src.predict":

@@ -9,7 +9,7 @@ import numpy as np
 from . import transforms
 from .config import FatConfig
 from .features import FeatureSet
-from .kit.batches import generator_dataset
+from ..kit.batches import generator_dataset
 
 
 def crop(feats: FeatureSet, j: int, n: int, rng: np.random.Generator, pad: str) -> np.ndarray:

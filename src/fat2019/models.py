@@ -12,8 +12,8 @@ import os
 import numpy as np
 
 from .config import FatConfig
-from .kit import runs
-from .kit.errors import KitError
+from ..kit import runs
+from ..kit.errors import KitError
 
 VGG_BLOCKS = 5
 IMAGENET_BGR_MEAN = [103.939, 116.779, 123.68]    # keras.applications.vgg19.preprocess_input ('caffe')

@@ -1,0 +1,24 @@
+"""Quick Draw class probabilities from a trained model, inputs converted chunk by chunk."""
+from __future__ import annotations
+
+import numpy as np
+
+from .config import QDConfig
+from .pipeline import model_inputs
+from .strokes import Ink
+
+
+def top_k(probs: np.ndarray, k: int = 3) -> np.ndarray:
+    """Indices of the k largest per row, best first (ties: lower index first)."""
+    return np.argsort(-probs, axis=1, kind="stable")[:, :k]
+
+
+def predict_probs(model, ink: Ink, cfg: QDConfig, batch_size: int = 256, chunk: int = 4096) -> np.ndarray:
+    """Class probabilities, inputs converted `chunk` drawings at a time (memory stays bounded)."""
+    if len(ink) == 0:
+        return np.zeros((0, model.output_shape[-1]), np.float32)
+    out = []
+    for s in range(0, len(ink), chunk):
+        x = model_inputs(ink.take(np.arange(s, min(s + chunk, len(ink)))), cfg)
+        out.append(model.predict(x, batch_size=batch_size, verbose=0))
+    return np.concatenate(out)

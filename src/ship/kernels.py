@@ -1,0 +1,352 @@
+"""Ship the kit to Kaggle: the trained runs as a dataset, an offline kernel built from the kit's
+own source, and the kaggle CLI to push, follow and submit them.
+
+    python -m src.kernels dataset freesound [--owner USER] [--runs a,b] [--dry-run]
+    python -m src.kernels build freesound [--owner USER] [--kind predict|train]
+    python -m src.kernels push freesound
+    python -m src.kernels status freesound [--wait]
+    python -m src.kernels output freesound
+    python -m src.kernels submit freesound -m "cnn 5 folds"      (NAME: freesound or quickdraw)
+
+`dataset` stages every trusted fold (as src.predict would use it) into kernels/NAME/dataset/:
+its config.json and weights (not a .keras file: Kaggle's older Keras cannot load one saved by a
+newer Keras, weights load into the architecture rebuilt from config.json), the model's outputs on
+fixed inputs (the kernel recomputes them and refuses to submit if they differ), and
+kit-manifest.json naming runs, folds, labels and blend weights. `build` writes kernels/NAME/build/:
+kernel-metadata.json and one script carrying the kit's source, which runs with Kaggle's paths
+(/kaggle/input, /kaggle/working; KAGGLE_KIT_ROOT overrides /kaggle). FAT2019 is a code
+competition (the kernel version is submitted); Quick Draw takes the submission file.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import glob
+import io
+import json
+import os
+import shutil
+import time
+import zipfile
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .. import __version__
+from . import client as kaggle_cli
+from ..kit import atomic, runs
+from ..kit.errors import KitError, cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TEMPLATES = os.path.join(REPO, "kernels")
+MANIFEST = "kit-manifest.json"
+CODE_FILE = "kernel.py"
+# What must agree between the folds of one shipped run: what the kernel rebuilds and feeds.
+CONSISTENT = ("labels", "model", "n_mels", "n_mfcc", "feature", "crop_frames", "sample_rate", "n_fft", "hop_length",
+              "raster_size", "max_len", "stroke5", "time_colour", "line_width")
+
+
+@dataclass
+class Spec:
+    name: str
+    competition: str
+    code_competition: bool          # submit the kernel version (FAT2019) or the CSV (Quick Draw)
+    train_module: str
+    find: Callable                  # args -> (found runs, labels, blend weights or None, fold mean)
+    load: Callable                  # Fold -> keras model
+    reference_input: Callable       # fold config -> fixed model input
+
+
+def _fat_spec() -> Spec:
+    from ..fat2019 import data as fat_data
+    from .. import predict
+    from ..fat2019.config import COMPETITION, FatConfig
+    from ..kit import blend
+
+    def find(args):
+        data = fat_data.load(FatConfig(data_dir=args.data_dir))
+        found = predict.find_runs(args.work_dir, data, _names(args), strict=False)
+        weights, how = blend.load(os.path.join(args.work_dir, data.name), list(found))
+        return found, data.labels, weights, how
+
+    return Spec("freesound", COMPETITION, True, "src.cv", find, predict.load_model, predict.reference_input)
+
+
+def _qd_spec() -> Spec:
+    from ..kit import blend
+    from ..quickdraw import data, predict
+    from ..quickdraw.config import COMPETITION
+
+    def find(args):
+        data_dir, dataset = data.resolve(args.data_dir)
+        categories = data.list_categories(data_dir)
+        found = predict.find_runs(args.work_dir, dataset, categories, _names(args), strict=False)
+        weights, how = blend.load(os.path.join(args.work_dir, dataset), list(found))
+        return found, predict.ensemble_words(found, categories), weights, how
+
+    return Spec("quickdraw", COMPETITION, False, "src.quickdraw.cv", find, lambda f: predict.load_model(f)[0],
+                predict.reference_input)
+
+
+SPECS = {"freesound": _fat_spec, "quickdraw": _qd_spec}
+
+
+def _names(args) -> list[str] | None:
+    return args.runs.split(",") if getattr(args, "runs", None) else None
+
+
+def folder(name: str, part: str) -> str:
+    """kernels/NAME/<part>/ under the current folder (dataset, build, output)."""
+    return os.path.join("kernels", name, part)
+
+
+def owner_of(args) -> str:
+    owner = args.owner or kaggle_cli.configured_user()
+    if not owner:
+        raise KitError("no Kaggle user name: give --owner USER, or set KAGGLE_USERNAME / kaggle.json")
+    return owner
+
+
+def slugs(name: str, owner: str, kind: str = "predict") -> tuple[str, str]:
+    """(kernel id, models dataset id) of competition NAME."""
+    return f"{owner}/kit-{name}-{kind}", f"{owner}/kit-{name}-models"
+
+
+def _replace_folder(target: str, fill: Callable[[str], None]) -> None:
+    """Build `target` afresh in a temporary folder and swap it in: no stale file from an
+    earlier build survives, and a failed build leaves the previous one whole."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = atomic.temp_name(target)
+    os.remove(tmp)
+    os.makedirs(tmp)
+    try:
+        fill(tmp)
+        atomic.replace_dir(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------- dataset
+
+def stage_dataset(spec: Spec, args) -> tuple[str, dict]:
+    found, labels, weights, how = spec.find(args)
+    for folds in found.values():
+        runs.check_consistent(folds, CONSISTENT)
+    owner = owner_of(args)
+    _, dataset_id = slugs(spec.name, owner)
+    manifest = {"kit": "kaggle-audio-doodle-kit", "kit_version": __version__, "competition": spec.competition,
+                "labels": labels, "blend": {"weights": weights, "fold_mean": how}, "runs": {},
+                "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+    def fill(tmp: str) -> None:
+        from ..kit.distribute import quiet_tensorflow
+
+        quiet_tensorflow()
+        import keras
+
+        for run, folds in found.items():
+            entry = manifest["runs"][run] = {"folds": {}}
+            for f in folds:
+                base = f"{run}.fold{f.fold}"
+                shutil.copyfile(os.path.join(f.path, "config.json"), os.path.join(tmp, base + ".config.json"))
+                shutil.copyfile(f.weights, os.path.join(tmp, base + ".weights.h5"))
+                model = spec.load(f)
+                x = spec.reference_input(f.config)
+                np.savez(os.path.join(tmp, base + ".reference.npz"), x=x, y=model.predict(x, verbose=0))
+                entry["folds"][str(f.fold)] = {"config": base + ".config.json", "weights": base + ".weights.h5",
+                                               "reference": base + ".reference.npz",
+                                               "score": f.metrics.get("score")}
+                keras.backend.clear_session()
+        manifest["trained_with"] = {"keras": keras.__version__}
+        atomic.write_json(os.path.join(tmp, MANIFEST), manifest)
+        atomic.write_json(os.path.join(tmp, kaggle_cli.DATASET_METADATA_FILE), kaggle_cli.dataset_metadata(
+            owner, dataset_id.split("/")[1], f"Kit {spec.name} models"))
+
+    target = folder(spec.name, "dataset")
+    _replace_folder(target, fill)
+    n = sum(len(v) for v in found.values())
+    print(f"dataset: staged {len(found)} run(s), {n} fold(s) ({', '.join(found)}) in {target} as {dataset_id}")
+    return target, manifest
+
+
+def cmd_dataset(spec: Spec, args) -> int:
+    target, _ = stage_dataset(spec, args)
+    if args.dry_run:
+        print("dataset: --dry-run, nothing uploaded")
+        return 0
+    ref = kaggle_cli._dataset_ref(target)
+    if kaggle_cli.dataset_exists(ref):
+        print(kaggle_cli.dataset_version(target, args.message or f"kit {__version__}", dir_mode="skip"))
+    else:
+        print(kaggle_cli.dataset_create(target, dir_mode="skip"))
+    print(f"dataset: {ref} uploaded; attach it to the kernel (build does) and wait until Kaggle has processed it")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- build
+
+def payload() -> tuple[str, int]:
+    """The kit's source (src/**/*.py) as a base64 zip, and its file count."""
+    buf = io.BytesIO()
+    files = sorted(glob.glob(os.path.join(REPO, "src", "**", "*.py"), recursive=True))
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        for p in files:
+            z.write(p, os.path.relpath(p, REPO))
+    return base64.b64encode(buf.getvalue()).decode(), len(files)
+
+
+def kernel_script(name: str, kind: str, extra: dict | None = None) -> str:
+    with open(os.path.join(TEMPLATES, "bootstrap.py"), encoding="utf-8") as f:
+        boot = f.read()
+    entry_path = os.path.join(TEMPLATES, name, f"{kind}.py")
+    with open(entry_path, encoding="utf-8") as f:
+        entry = f.read()
+    data, n = payload()
+    info = {"name": name, "kind": kind, "files": n, "built": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "kit_version": __version__, **(extra or {})}
+    return boot.replace("{build_info}", repr(info)).replace("{payload}", data) + "\n" + entry
+
+
+def cmd_build(spec: Spec, args) -> int:
+    owner = owner_of(args)
+    kernel_id, dataset_id = slugs(spec.name, owner, args.kind)
+    extra = {}
+    if args.kind == "train":
+        extra["train_args"] = args.train_args.split() if args.train_args else []
+        extra["folds_csv"] = _folds_csv(spec, args)
+    script = kernel_script(spec.name, args.kind, extra)
+    title = f"Kit {spec.name} {args.kind}"
+    meta = kaggle_cli.kernel_metadata(owner, kernel_id.split("/")[1], title, CODE_FILE, spec.competition,
+                                      [dataset_id] if args.kind == "predict" else [], enable_gpu=not args.no_gpu)
+
+    def fill(tmp: str) -> None:
+        atomic.write_text(os.path.join(tmp, CODE_FILE), script)
+        atomic.write_json(os.path.join(tmp, kaggle_cli.KERNEL_METADATA_FILE), meta)
+
+    target = folder(spec.name, "build" if args.kind == "predict" else "build-train")
+    _replace_folder(target, fill)
+    print(f"build: {target}/{CODE_FILE} ({len(script) / 1e6:.2f} MB, kit {__version__}) and kernel-metadata.json "
+          f"for {kernel_id}{f' with dataset {dataset_id}' if args.kind == 'predict' else ''}")
+    return 0
+
+
+def _folds_csv(spec: Spec, args) -> str | None:
+    """The FAT2019 folds file to embed in a training kernel (iterative-stratification is not in
+    Kaggle's image); None for Quick Draw, whose folds need numpy only."""
+    if spec.name != "freesound":
+        return None
+    from ..fat2019 import data as fat_data
+    from ..fat2019.config import FatConfig
+    from ..kit import foldfile
+
+    path = foldfile.folds_path(fat_data.load(FatConfig(data_dir=args.data_dir)).name)
+    if not os.path.exists(path):
+        raise KitError(f"{path} is missing: make it with python -m src.folds (the training kernel carries it)")
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+# ---------------------------------------------------------------------------------------- kaggle
+
+def _built(spec: Spec, kind: str = "predict") -> tuple[str, dict]:
+    target = folder(spec.name, "build" if kind == "predict" else "build-train")
+    path = os.path.join(target, kaggle_cli.KERNEL_METADATA_FILE)
+    if not os.path.exists(path):
+        raise KitError(f"{path} is missing: run python -m src.kernels build {spec.name} first")
+    return target, atomic.read_json(path)
+
+
+def cmd_push(spec: Spec, args) -> int:
+    target, meta = _built(spec, args.kind)
+    version = kaggle_cli.push_kernel(target)
+    atomic.write_json(os.path.join(target, "pushed.json"), {"id": meta["id"], "version": version,
+                                                             "pushed": time.strftime("%Y-%m-%d %H:%M:%S")})
+    print(f"push: {meta['id']} version {version}; follow it with python -m src.kernels status {spec.name} --wait")
+    return 0
+
+
+def cmd_status(spec: Spec, args) -> int:
+    _, meta = _built(spec, args.kind)
+    if args.wait:
+        status, message = kaggle_cli.wait_kernel(meta["id"], poll_s=args.poll,
+                                                 on_status=lambda s: print(f"status: {meta['id']} {s}", flush=True))
+    else:
+        status, message = kaggle_cli.kernel_status(meta["id"])
+    print(f"status: {meta['id']} {status}" + (f": {message}" if message else ""))
+    if status in ("error", "cancel_acknowledged", "cancel_requested"):
+        raise KitError(f"kernel {meta['id']} ended with {status}" + (f": {message}" if message else "") +
+                       f"; its log: python -m src.kernels output {spec.name}", exit_code=1)
+    return 0
+
+
+def cmd_output(spec: Spec, args) -> int:
+    _, meta = _built(spec, args.kind)
+    dest = folder(spec.name, "output")
+    os.makedirs(dest, exist_ok=True)
+    files = kaggle_cli.kernel_output(meta["id"], dest)
+    print(f"output: {len(files)} file(s) in {dest}: " + ", ".join(os.path.basename(f) for f in files))
+    return 0
+
+
+def cmd_submit(spec: Spec, args) -> int:
+    if spec.code_competition:
+        target, meta = _built(spec)
+        pushed = os.path.join(target, "pushed.json")
+        version = args.version or (atomic.read_json(pushed)["version"] if os.path.exists(pushed) else None)
+        if not version:
+            raise KitError(f"no pushed version of {meta['id']} known: push it first or give --version N")
+        print(kaggle_cli.submit_kernel(spec.competition, meta["id"], int(version), "submission.csv", args.message))
+    else:
+        path = args.file or os.path.join(folder(spec.name, "output"), "submission.csv")
+        if not os.path.exists(path):
+            raise KitError(f"{path} is missing: download the kernel's output first (python -m src.kernels output "
+                           f"{spec.name}) or give --file")
+        print(kaggle_cli.submit_file(spec.competition, path, args.message))
+    return 0
+
+
+COMMANDS = {"dataset": cmd_dataset, "build": cmd_build, "push": cmd_push, "status": cmd_status,
+            "output": cmd_output, "submit": cmd_submit}
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m src.kernels", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    for name, help_ in [("dataset", "stage the trained runs as a Kaggle dataset (and upload it)"),
+                        ("build", "write the offline kernel and its kernel-metadata.json"),
+                        ("push", "push the built kernel (starts a run on Kaggle)"),
+                        ("status", "status of the kernel's latest run (exit 1 on error)"),
+                        ("output", "download the kernel's output and log into kernels/NAME/output/"),
+                        ("submit", "submit: the kernel version (freesound) or its submission.csv (quickdraw)")]:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("name", choices=sorted(SPECS), help="the competition")
+        if name in ("dataset", "build"):
+            p.add_argument("--owner", default=None, help="Kaggle user name (default: the kaggle CLI's)")
+            p.add_argument("--data-dir", default=None, help="competition data folder (default: as src.cv finds it)")
+            p.add_argument("--work-dir", default="work", help="where the runs are (default: work)")
+        if name == "dataset":
+            p.add_argument("--runs", default=None, help="comma-separated run names (default: every finished run)")
+            p.add_argument("--dry-run", action="store_true", help="stage only, upload nothing")
+            p.add_argument("--message", default=None, help="version notes when the dataset exists")
+        if name in ("build", "push", "status", "output"):
+            p.add_argument("--kind", choices=["predict", "train"], default="predict",
+                           help="inference kernel, or one that trains the folds on Kaggle's GPU")
+        if name == "build":
+            p.add_argument("--train-args", default="", help="--kind train: the src.cv flags, e.g. '--n-mels 64'")
+            p.add_argument("--no-gpu", action="store_true", help="ask for a CPU kernel")
+        if name == "status":
+            p.add_argument("--wait", action="store_true", help="poll until the run ends")
+            p.add_argument("--poll", type=float, default=30, help="seconds between polls (default 30)")
+        if name == "submit":
+            p.add_argument("-m", "--message", required=True, help="submission description")
+            p.add_argument("--version", type=int, default=None, help="kernel version (default: the last pushed)")
+            p.add_argument("--file", default=None, help="quickdraw: the CSV (default: kernels/quickdraw/output/)")
+    args = ap.parse_args(argv)
+    return COMMANDS[args.command](SPECS[args.name](), args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
