@@ -19,11 +19,11 @@ import re
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-from tqdm import tqdm
 
 from .audio import BadClip, load_clip
 from .config import FatConfig
 from ..kit import atomic
+from ..kit.progress import progress
 
 FRAMES_PER_BLOCK = 2048
 
@@ -257,10 +257,10 @@ def extract(cfg: FatConfig, dataset: str, subset: str, audio_dir: str, fnames: l
 
             # Fork before TensorFlow starts its threads: callers extract first, import TF after.
             with ProcessPoolExecutor(workers, initializer=_one_blas_thread) as pool:
-                results = list(tqdm(pool.map(_extract_one, todo, chunksize=4), total=len(todo), desc=label,
-                                    unit="clip"))
+                results = list(progress(pool.map(_extract_one, todo, chunksize=4), total=len(todo), desc=label,
+                                        unit="clip"))
         else:
-            results = [_extract_one(j) for j in tqdm(todo, desc=label, unit="clip")]
+            results = [_extract_one(j) for j in progress(todo, desc=label, unit="clip")]
         current = {}
         for f, (src, base, _), why in zip(todo_names, todo, results):
             current[f] = os.path.basename(base)

@@ -5,8 +5,8 @@ import logging
 import weakref
 
 import numpy as np
-from tqdm import tqdm
 
+from ..kit.progress import progress as progress_bar
 from .config import FatConfig
 from .pipeline import window_chunks
 from .transforms import aggregate_windows
@@ -51,7 +51,7 @@ def predict_clips(model, feats, cfg: FatConfig, tta: int = 1, batch_size: int = 
     default the config's); `tta` shifted window grids."""
     n_labels = model.output_shape[-1]
     out = np.zeros((len(feats), n_labels), np.float32)
-    bar = tqdm(total=len(feats), desc=progress, unit="clip", disable=progress is None)
+    bar = progress_bar(total=len(feats), desc=progress or "", unit="clip", disable=progress is None)
     for x, owner in window_chunks(feats, cfg, tta):
         p = predict_windows(model, x, batch_size)
         clips = np.unique(owner)

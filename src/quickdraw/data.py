@@ -128,11 +128,10 @@ def load_train(data_dir: str, classes: int = 0, per_class: int = 0, seed: int = 
             raise KitError(f"{os.path.join(data_dir, TRAIN_DIR)}: no file for {list_some(missing)}")
     if len(words) < 3:
         raise KitError(f"need at least 3 categories for three guesses per drawing, got {len(words)}")
-    from tqdm import tqdm
+    from ..kit.progress import progress
 
     inks, ys, keys, bad = [], [], [], {}
-    for j, w in enumerate(tqdm(words, desc="reading train_simplified", unit="category",
-                               disable=None, leave=False)):
+    for j, w in enumerate(progress(words, desc="reading train_simplified", unit="category")):
         ink, k, b = read_category(os.path.join(data_dir, TRAIN_DIR, w + ".csv"), per_class, chunk_size)
         inks.append(ink)
         keys.append(k)
