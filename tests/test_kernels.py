@@ -19,6 +19,7 @@ from conftest import ROOT, one
 from kaggle_stub import USER, kaggle_env, kaggle_stub  # noqa: F401 (fixtures)
 from src.ship import kernels
 from src import predict
+from src.fat2019.competition import FAT2019
 from src.quickdraw import predict as qd_predict
 
 FAT_COMP, QD_COMP = "freesound-audio-tagging-2019", "quickdraw-doodle-recognition"
@@ -141,7 +142,7 @@ def test_runs_whose_folds_differ_are_refused(tmp_path):
 
     folds = [runs.Fold("cnn", k, "", {"labels": ["a"], "n_mels": m}, {}) for k, m in ((0, 64), (1, 128))]
     with pytest.raises(KitError, match="run cnn: its folds were trained with different n_mels"):
-        runs.check_consistent(folds, kernels.CONSISTENT)
+        runs.check_consistent(folds, FAT2019.consistent_keys)
 
 
 def test_push_dataset_status_against_the_stub(fat_demo_run, kaggle_stub, kaggle_env, monkeypatch, capsys):

@@ -78,7 +78,8 @@ def test_cv_last_line(tmp_path, monkeypatch, capsys):
     assert cv.main(["--fold", "1", "--no-augment"] + TINY_INCEPTION) == 0
     assert re.fullmatch(r"fold 1 map@3 [01]\.\d{4}", last_line(capsys))
     assert cv.main(["--fold", "all", "--classes", "3", "--per-class", "6"] + TINY_CNN[2:]) == 0
-    assert re.fullmatch(r"fold all map@3 [01]\.\d{4}", last_line(capsys))
+    assert re.fullmatch(r"oof map@3 [01]\.\d{4} over 18 drawings of folds 0,1,2 \(mean of folds [01]\.\d{4}\)",
+                        last_line(capsys))
 
 
 def test_predict_and_score(demo_runs, monkeypatch, capsys):
@@ -86,8 +87,9 @@ def test_predict_and_score(demo_runs, monkeypatch, capsys):
     assert predict.main([]) == 0
     out = capsys.readouterr().out
     assert "cnn: 1 fold(s)" in out and "lstm: 3 fold(s)" in out and "convlstm: 1 fold(s)" in out
-    assert re.search(r"out-of-fold map@3 over \d+ drawings: cnn [01]\.\d{4}, convlstm .*, lstm .*, blend", out) or \
-        "each run over its own folds" in out
+    # cnn validated fold 0, convlstm fold 1: no drawing has all three runs' scores, so each is scored alone
+    assert re.search(r"out-of-fold map@3 of each run over its own folds: cnn [01]\.\d{4}, convlstm [01]\.\d{4}, "
+                     r"lstm [01]\.\d{4} \(the runs validated different folds", out)
     sub = check_submission("submissions/quickdraw_submission.csv", "data/demo-quickdraw/sample_submission.csv",
                            DEMO_WORDS)
     assert len(sub) == 8 * DEMO_TEST_PER_CLASS
@@ -106,15 +108,18 @@ def test_predict_bad_test_rows_get_three_words(demo_runs, monkeypatch):
     test.loc[:3, "drawing"] = bad
     test.to_csv(src / "test_simplified.csv", index=False)      # the test set is not part of the dataset's name
     try:
+        assert predict.main(["--out", "sub_bad.csv", "--models", "cnn"]) == 2       # 4 of 200 > --max-bad-test 0.01
+        assert not os.path.exists("sub_bad.csv")
         with pytest.warns(KitWarning) as rec:
-            assert predict.main(["--out", "sub_bad.csv", "--models", "cnn"]) == 0
-        msgs = [str(w.message) for w in rec if "test rows" in str(w.message)]
-        assert len(msgs) == 1 and "4 test rows" in msgs[0] and all(k in msgs[0] for k in test.key_id[:4])
+            assert predict.main(["--out", "sub_bad.csv", "--models", "cnn", "--max-bad-test", "0.02"]) == 0
+        msgs = [str(w.message) for w in rec if "test sample(s)" in str(w.message)]
+        assert len(msgs) == 1 and msgs[0].startswith("4 test sample(s)") and all(k in msgs[0] for k in test.key_id[:4])
     finally:
         saved.to_csv(src / "test_simplified.csv", index=False)
     sub = check_submission("sub_bad.csv", src / "sample_submission.csv", DEMO_WORDS).set_index("key_id")
-    fold = predict.runs.Fold("cnn", 0, "", json.load(open(one("work/*/cnn/fold0/config.json"))), {})
-    fallback = " ".join(w.replace(" ", "_") for w in predict.fallback_words({"cnn": [fold]}))
+    cfg = json.load(open(one("work/*/cnn/fold0/config.json")))
+    prior = sorted(zip(cfg["label_prior"], cfg["labels"]), key=lambda t: -t[0])      # stable: ties keep word order
+    fallback = " ".join(w.replace(" ", "_") for _, w in prior[:3])
     assert (sub.loc[test.key_id[:4], "word"] == fallback).all()
 
 
@@ -128,7 +133,7 @@ def test_two_named_variants_both_survive_and_ensemble(tmp_path, monkeypatch, cap
     capsys.readouterr()
     assert predict.main([]) == 0
     out = capsys.readouterr().out
-    assert "predict: cnn: 1 fold(s)" in out and "predict: cnn8: 1 fold(s)" in out and "runs cnn, cnn8" in out
+    assert "predict: cnn: 1 fold(s)" in out and "predict: cnn8: 1 fold(s)" in out and "2 run(s), 2 fold(s)" in out
     assert re.search(r"over \d+ drawings: cnn [01]\.\d{4}, cnn8 [01]\.\d{4}, blend [01]\.\d{4}", out)
 
 
@@ -170,10 +175,11 @@ def test_cli_errors(tmp_path, monkeypatch, capsys):
     assert cv.main(["--data-dir", "nowhere"]) == 2
     assert "nowhere" in capsys.readouterr().err
     assert predict.main(["--data-dir", "empty"]) == 2
-    assert "test_simplified.csv" in capsys.readouterr().err
-    (tmp_path / "empty" / "test_simplified.csv").write_text("key_id,countrycode,drawing\n")
-    assert predict.main(["--data-dir", "empty"]) == 2
     assert "train_simplified" in capsys.readouterr().err
+    (tmp_path / "empty" / "train_simplified").mkdir()
+    (tmp_path / "empty" / "train_simplified" / "cat.csv").write_text("countrycode,drawing,key_id,recognized,timestamp,word\n")
+    assert predict.main(["--data-dir", "empty"]) == 2                     # categories, but no test file
+    assert "test_simplified.csv: no such file" in capsys.readouterr().err
     assert study.main(["--models", "rnn"]) == 2
     assert cv.main(["--fold", "7"] + TINY_CNN) == 2
     assert "--fold 7" in capsys.readouterr().err

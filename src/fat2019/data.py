@@ -28,6 +28,14 @@ class FatData:
     def audio_dir(self, subset: str) -> str:
         return os.path.join(self.root, subset)
 
+    def truth(self, ids: list[str]) -> np.ndarray:
+        """Targets of curated clips by name (NaN rows for names no longer in train_curated.csv)."""
+        return truth(self, ids)
+
+    def sample_ids(self) -> list[str]:
+        """The test clips in sample_submission.csv's order."""
+        return self.sample_submission["fname"].astype(str).tolist()
+
     @property
     def prior(self) -> np.ndarray:
         """Label frequencies of the curated clips: the scores of a clip nothing is known about."""

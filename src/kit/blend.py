@@ -13,6 +13,7 @@ predict uses it when it names exactly the runs being blended.
 """
 from __future__ import annotations
 
+import argparse
 import itertools
 import os
 from dataclasses import dataclass
@@ -20,9 +21,9 @@ from typing import Callable
 
 import numpy as np
 
-from . import atomic
-from .errors import warn
-from .runs import weighted_mean
+from . import atomic, plots
+from .errors import KitError, cli, warn
+from .runs import oof_scores, weighted_mean
 
 BLEND_FILE = "blend.json"
 
@@ -104,3 +105,46 @@ def load(root: str, names: list[str]) -> tuple[dict[str, float] | None, str]:
              f"equal weights (re-run the blend to update it)")
         return None, "mean"
     return doc["weights"], doc.get("fold_mean", "mean")
+
+
+def main(comp, argv: list[str] | None = None) -> int:
+    """`python -m <comp's blend module>`: blend weights for the competition's runs (see run)."""
+    return cli(lambda: run(comp, parser(comp).parse_args(argv)))()
+
+
+def parser(comp) -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog=f"python -m {comp.modules['blend']}", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"Choose blend weights for the trained {comp.title} runs on their out-of-fold "
+                    f"{comp.metric_name} -> work/<dataset>/{BLEND_FILE}.\n\n" + __doc__.split("\n\n", 1)[1] +
+                    f"\n`python -m {comp.modules['predict']}` uses {BLEND_FILE} when it names exactly the runs it "
+                    f"blends. blend_per_label.png beside it: the blend's out-of-fold score per label, worst first.")
+    ap.add_argument("--data-dir", default=None, help="competition data folder (default: as cv finds it)")
+    ap.add_argument("--models", default=None, help="comma-separated run names (default: every finished run)")
+    ap.add_argument("--fold-mean", choices=["mean", "geo"], default="mean",
+                    help="how predict averages a run's folds (recorded in blend.json)")
+    ap.add_argument("--strict", action="store_true", help="refuse, instead of leaving out, unfinished or foreign folds")
+    ap.add_argument("--work-dir", default="work", help="where cv wrote its runs (default: work)")
+    return ap
+
+
+def run(comp, args: argparse.Namespace) -> int:
+    data = comp.open_data(args.data_dir)
+    found = comp.find_runs(args.work_dir, data, args.models.split(",") if args.models else None, args.strict)
+    known = {w for folds in found.values() for f in folds for w in f.labels}
+    labels = [w for w in data.labels if w in known]
+    _, ids, mats, y = oof_scores(found, labels, lambda i: comp.truth(data, i, labels), comp.metric)
+    if not ids:
+        raise KitError(f"runs {', '.join(found)} validated different folds: no sample has out-of-fold scores from "
+                       f"all of them to choose weights on (train the same folds, e.g. --fold all)")
+    fit_ = fit(mats, y, comp.metric)
+    root = os.path.join(args.work_dir, data.name)
+    doc = save(root, fit_, args.fold_mean, len(ids), comp.metric_name)
+    scores = comp.per_label(y, weighted_mean(list(mats.values()), list(fit_.weights)), labels)
+    plots.plot_bars(scores, os.path.join(root, "blend_per_label.png"), f"out-of-fold {comp.metric_name}",
+                    f"blend of {', '.join(fit_.names)}: per label")
+    print(f"blend: out-of-fold {comp.metric_name} over {len(ids)} {comp.samples}: " +
+          ", ".join(f"{k} {v:.4f}" for k, v in doc["scores"].items()))
+    how = "tuned" if list(fit_.weights) == list(fit_.tuned) else "equal: tuned weights did not beat them on held-out samples"
+    print(f"blend: weights {doc['weights']} ({how}) -> {path(root)}")
+    return 0

@@ -127,8 +127,11 @@ class FoldRun:
         if not self.begin(config, epochs, resume, must_match=("labels", "folds_sha1")):
             print(f"fold: already finished in {self.final} (--resume)", flush=True)
             return None
-        print(f"{what}; {epochs} epochs of {steps} steps{f'; resuming after epoch {self.epoch}' if self.resuming else ''}"
-              f" -> {self.final}", flush=True)
+        why = (f" (--epochs {config['epochs']} stretched so that training takes at least --min-steps "
+               f"{config['min_steps']} batches; give --epochs to train exactly that many)"
+               if epochs > config["epochs"] else "")
+        print(f"{what}; {epochs} epochs of {steps} steps{why}"
+              f"{f'; resuming after epoch {self.epoch}' if self.resuming else ''} -> {self.final}", flush=True)
         return epochs, patience
 
     def model(self, strategy_name: str, batch_size: int, seed: int, build: Callable[[], object],

@@ -42,6 +42,59 @@ def resolve(data_dir: str | None) -> tuple[str, str]:
     return resolve_data_dir(data_dir, COMPETITION, make_demo, DEMO_DIR, "Quick, Draw!", identity)
 
 
+@dataclass
+class QDData:
+    """A Quick Draw data folder as the kit's generic path sees it (kit.competition.Data)."""
+    root: str
+    name: str                      # dataset name: folds/, work/ outputs
+    labels: list[str]              # every category of train_simplified/, sorted
+
+    def truth(self, ids: list[str]) -> np.ndarray:
+        """One-hot words of training drawings by key_id, from the folds file (NaN rows for
+        key_ids it lacks)."""
+        path = foldfile.folds_path(self.name)
+        word = pd.read_csv(path, dtype=str, keep_default_na=False).drop_duplicates("key_id").set_index("key_id")["word"]
+        col = {w: i for i, w in enumerate(self.labels)}
+        y = np.full((len(ids), len(self.labels)), np.nan)
+        for r, i in enumerate(ids):
+            if i in word.index and word[i] in col:
+                y[r] = 0.0
+                y[r, col[word[i]]] = 1.0
+        return y
+
+    def sample_ids(self) -> list[str]:
+        """The test key_ids in sample_submission.csv's order (test_simplified.csv's when there is
+        no sample file), each refused if repeated."""
+        sample = os.path.join(self.root, SAMPLE_CSV)
+        if os.path.isfile(sample):
+            ids = tables.read_csv(sample, ["key_id"], "the test key_ids", id_column="key_id")["key_id"].astype(str)
+            tables.check_unique(ids.tolist(), sample, "key_id")
+            return ids.tolist()
+        warn(f"{sample} missing; rows in {TEST_CSV} order")
+        return test_key_ids(self.root)
+
+
+def open_data(data_dir: str | None) -> QDData:
+    root, name = resolve(data_dir)
+    return QDData(root, name, list_categories(root))
+
+
+def test_key_ids(data_dir: str, chunk_size: int = 200000) -> list[str]:
+    """test_simplified.csv's key_ids (the key_id column only: cheap), refused if repeated."""
+    path = os.path.join(data_dir, TEST_CSV)
+    if not os.path.isfile(path):
+        raise KitError(f"{path}: no such file (the test drawings)")
+    keys: list[str] = []
+    try:
+        for df in pd.read_csv(path, usecols=["key_id"], dtype={"key_id": str}, chunksize=chunk_size,
+                              keep_default_na=False):
+            keys += df["key_id"].tolist()
+    except (ValueError, pd.errors.ParserError) as e:
+        raise KitError(f"{path}: cannot read its key_id column ({str(e).strip()[:160]})") from None
+    tables.check_unique(keys, path, "key_id")
+    return keys
+
+
 def list_categories(data_dir: str) -> list[str]:
     tdir = os.path.join(data_dir, TRAIN_DIR)
     if not os.path.isdir(tdir):

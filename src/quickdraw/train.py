@@ -109,3 +109,28 @@ def per_word_map3(words: list[str], truth: dict[str, int]):
         ap = ((top == y[:, None]) / np.arange(1, 4)).sum(axis=1)
         return pd.Series(ap).groupby(y).mean().rename(index=dict(enumerate(words)))
     return score
+
+
+def train_folds(cfg: QDConfig, data, folds: list[int], resume: bool = False, overrides: dict | None = None
+                ) -> list[dict]:
+    """Train `folds` of `data` (a QDData); with `resume`, each fold continues from its saved config
+    (the flags given now on top). The drawings are read once per distinct selection (categories,
+    cap, seed, fold count)."""
+    from ..kit import runs
+    from . import data as qd_data
+
+    loaded: dict = {}
+    results = []
+    for k in folds:
+        out = runs.fold_dir(cfg.work_dir, data.name, cfg.run_name, k)
+        fold_cfg = cfg
+        saved = FoldRun(out, "").saved_config() if resume else None
+        if saved is not None:
+            fold_cfg = configio.from_dict(QDConfig, saved).replace(**(overrides or {}))
+        key = (fold_cfg.classes, fold_cfg.per_class, fold_cfg.seed, fold_cfg.n_folds)
+        if key not in loaded:
+            ts = qd_data.load_train(data.root, fold_cfg.classes, fold_cfg.per_class, fold_cfg.seed, fold_cfg.chunk_size)
+            loaded[key] = (ts, *qd_data.load_folds(data.name, ts, fold_cfg.n_folds, fold_cfg.seed))
+        ts, fold_of, sha1 = loaded[key]
+        results.append(run_fold(fold_cfg, ts, fold_of, sha1, k, out, data.name, resume))
+    return results

@@ -28,68 +28,30 @@ import os
 import shutil
 import time
 import zipfile
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from .. import __version__
 from . import client as kaggle_cli
-from ..kit import atomic, runs
+from .. import competitions
+from ..kit import atomic, blend, foldfile, runs
+from ..kit.competition import Competition
 from ..kit.errors import KitError, cli
+from ..kit.predict import ensemble_labels
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEMPLATES = os.path.join(REPO, "kernels")
 MANIFEST = "kit-manifest.json"
 CODE_FILE = "kernel.py"
-# What must agree between the folds of one shipped run: what the kernel rebuilds and feeds.
-CONSISTENT = ("labels", "model", "n_mels", "n_mfcc", "feature", "crop_frames", "sample_rate", "n_fft", "hop_length",
-              "raster_size", "max_len", "stroke5", "time_colour", "line_width")
 
 
-@dataclass
-class Spec:
-    name: str
-    competition: str
-    code_competition: bool          # submit the kernel version (FAT2019) or the CSV (Quick Draw)
-    train_module: str
-    find: Callable                  # args -> (found runs, labels, blend weights or None, fold mean)
-    load: Callable                  # Fold -> keras model
-    reference_input: Callable       # fold config -> fixed model input
-
-
-def _fat_spec() -> Spec:
-    from ..fat2019 import data as fat_data
-    from .. import predict
-    from ..fat2019.config import COMPETITION, FatConfig
-    from ..kit import blend
-
-    def find(args):
-        data = fat_data.load(FatConfig(data_dir=args.data_dir))
-        found = predict.find_runs(args.work_dir, data, _names(args), strict=False)
-        weights, how = blend.load(os.path.join(args.work_dir, data.name), list(found))
-        return found, data.labels, weights, how
-
-    return Spec("freesound", COMPETITION, True, "src.cv", find, predict.load_model, predict.reference_input)
-
-
-def _qd_spec() -> Spec:
-    from ..kit import blend
-    from ..quickdraw import data, predict
-    from ..quickdraw.config import COMPETITION
-
-    def find(args):
-        data_dir, dataset = data.resolve(args.data_dir)
-        categories = data.list_categories(data_dir)
-        found = predict.find_runs(args.work_dir, dataset, categories, _names(args), strict=False)
-        weights, how = blend.load(os.path.join(args.work_dir, dataset), list(found))
-        return found, predict.ensemble_words(found, categories), weights, how
-
-    return Spec("quickdraw", COMPETITION, False, "src.quickdraw.cv", find, lambda f: predict.load_model(f)[0],
-                predict.reference_input)
-
-
-SPECS = {"freesound": _fat_spec, "quickdraw": _qd_spec}
+def find(comp: Competition, args) -> tuple[dict, list[str], dict | None, str]:
+    """(trusted runs, the labels they blend over, blend weights or None, fold mean), as predict sees them."""
+    data = comp.open_data(args.data_dir)
+    found = comp.find_runs(args.work_dir, data, _names(args), strict=False)
+    weights, how = blend.load(os.path.join(args.work_dir, data.name), list(found))
+    return found, ensemble_labels(found, data.labels), weights, how
 
 
 def _names(args) -> list[str] | None:
@@ -129,13 +91,13 @@ def _replace_folder(target: str, fill: Callable[[str], None]) -> None:
 
 # ---------------------------------------------------------------------------------------- dataset
 
-def stage_dataset(spec: Spec, args) -> tuple[str, dict]:
-    found, labels, weights, how = spec.find(args)
+def stage_dataset(comp: Competition, args) -> tuple[str, dict]:
+    found, labels, weights, how = find(comp, args)
     for folds in found.values():
-        runs.check_consistent(folds, CONSISTENT)
+        runs.check_consistent(folds, comp.consistent_keys)
     owner = owner_of(args)
-    _, dataset_id = slugs(spec.name, owner)
-    manifest = {"kit": "kaggle-audio-doodle-kit", "kit_version": __version__, "competition": spec.competition,
+    _, dataset_id = slugs(comp.name, owner)
+    manifest = {"kit": "kaggle-audio-doodle-kit", "kit_version": __version__, "competition": comp.slug,
                 "labels": labels, "blend": {"weights": weights, "fold_mean": how}, "runs": {},
                 "created": time.strftime("%Y-%m-%d %H:%M:%S")}
 
@@ -151,8 +113,8 @@ def stage_dataset(spec: Spec, args) -> tuple[str, dict]:
                 base = f"{run}.fold{f.fold}"
                 shutil.copyfile(os.path.join(f.path, "config.json"), os.path.join(tmp, base + ".config.json"))
                 shutil.copyfile(f.weights, os.path.join(tmp, base + ".weights.h5"))
-                model = spec.load(f)
-                x = spec.reference_input(f.config)
+                model = comp.load_model(f)
+                x = comp.reference_input(f.config)
                 np.savez(os.path.join(tmp, base + ".reference.npz"), x=x, y=model.predict(x, verbose=0))
                 entry["folds"][str(f.fold)] = {"config": base + ".config.json", "weights": base + ".weights.h5",
                                                "reference": base + ".reference.npz",
@@ -161,17 +123,17 @@ def stage_dataset(spec: Spec, args) -> tuple[str, dict]:
         manifest["trained_with"] = {"keras": keras.__version__}
         atomic.write_json(os.path.join(tmp, MANIFEST), manifest)
         atomic.write_json(os.path.join(tmp, kaggle_cli.DATASET_METADATA_FILE), kaggle_cli.dataset_metadata(
-            owner, dataset_id.split("/")[1], f"Kit {spec.name} models"))
+            owner, dataset_id.split("/")[1], f"Kit {comp.name} models"))
 
-    target = folder(spec.name, "dataset")
+    target = folder(comp.name, "dataset")
     _replace_folder(target, fill)
     n = sum(len(v) for v in found.values())
     print(f"dataset: staged {len(found)} run(s), {n} fold(s) ({', '.join(found)}) in {target} as {dataset_id}")
     return target, manifest
 
 
-def cmd_dataset(spec: Spec, args) -> int:
-    target, _ = stage_dataset(spec, args)
+def cmd_dataset(comp: Competition, args) -> int:
+    target, _ = stage_dataset(comp, args)
     if args.dry_run:
         print("dataset: --dry-run, nothing uploaded")
         return 0
@@ -208,66 +170,63 @@ def kernel_script(name: str, kind: str, extra: dict | None = None) -> str:
     return boot.replace("{build_info}", repr(info)).replace("{payload}", data) + "\n" + entry
 
 
-def cmd_build(spec: Spec, args) -> int:
+def cmd_build(comp: Competition, args) -> int:
     owner = owner_of(args)
-    kernel_id, dataset_id = slugs(spec.name, owner, args.kind)
+    kernel_id, dataset_id = slugs(comp.name, owner, args.kind)
     extra = {}
     if args.kind == "train":
         extra["train_args"] = args.train_args.split() if args.train_args else []
-        extra["folds_csv"] = _folds_csv(spec, args)
-    script = kernel_script(spec.name, args.kind, extra)
-    title = f"Kit {spec.name} {args.kind}"
-    meta = kaggle_cli.kernel_metadata(owner, kernel_id.split("/")[1], title, CODE_FILE, spec.competition,
+        extra["folds_csv"] = _folds_csv(comp, args)
+    script = kernel_script(comp.name, args.kind, extra)
+    title = f"Kit {comp.name} {args.kind}"
+    meta = kaggle_cli.kernel_metadata(owner, kernel_id.split("/")[1], title, CODE_FILE, comp.slug,
                                       [dataset_id] if args.kind == "predict" else [], enable_gpu=not args.no_gpu)
 
     def fill(tmp: str) -> None:
         atomic.write_text(os.path.join(tmp, CODE_FILE), script)
         atomic.write_json(os.path.join(tmp, kaggle_cli.KERNEL_METADATA_FILE), meta)
 
-    target = folder(spec.name, "build" if args.kind == "predict" else "build-train")
+    target = folder(comp.name, "build" if args.kind == "predict" else "build-train")
     _replace_folder(target, fill)
     print(f"build: {target}/{CODE_FILE} ({len(script) / 1e6:.2f} MB, kit {__version__}) and kernel-metadata.json "
           f"for {kernel_id}{f' with dataset {dataset_id}' if args.kind == 'predict' else ''}")
     return 0
 
 
-def _folds_csv(spec: Spec, args) -> str | None:
-    """The FAT2019 folds file to embed in a training kernel (iterative-stratification is not in
-    Kaggle's image); None for Quick Draw, whose folds need numpy only."""
-    if spec.name != "freesound":
+def _folds_csv(comp: Competition, args) -> str | None:
+    """The folds file a training kernel carries (comp.ships_folds: FAT2019's needs
+    iterative-stratification, which Kaggle's image lacks); None where the kernel makes its own."""
+    if not comp.ships_folds:
         return None
-    from ..fat2019 import data as fat_data
-    from ..fat2019.config import FatConfig
-    from ..kit import foldfile
-
-    path = foldfile.folds_path(fat_data.load(FatConfig(data_dir=args.data_dir)).name)
+    path = foldfile.folds_path(comp.open_data(args.data_dir).name)
     if not os.path.exists(path):
-        raise KitError(f"{path} is missing: make it with python -m src.folds (the training kernel carries it)")
+        raise KitError(f"{path} is missing: make it with python -m {comp.modules['folds']} (the training kernel "
+                       f"carries it)")
     with open(path, encoding="utf-8") as f:
         return f.read()
 
 
 # ---------------------------------------------------------------------------------------- kaggle
 
-def _built(spec: Spec, kind: str = "predict") -> tuple[str, dict]:
-    target = folder(spec.name, "build" if kind == "predict" else "build-train")
+def _built(comp: Competition, kind: str = "predict") -> tuple[str, dict]:
+    target = folder(comp.name, "build" if kind == "predict" else "build-train")
     path = os.path.join(target, kaggle_cli.KERNEL_METADATA_FILE)
     if not os.path.exists(path):
-        raise KitError(f"{path} is missing: run python -m src.kernels build {spec.name} first")
+        raise KitError(f"{path} is missing: run python -m src.kernels build {comp.name} first")
     return target, atomic.read_json(path)
 
 
-def cmd_push(spec: Spec, args) -> int:
-    target, meta = _built(spec, args.kind)
+def cmd_push(comp: Competition, args) -> int:
+    target, meta = _built(comp, args.kind)
     version = kaggle_cli.push_kernel(target)
     atomic.write_json(os.path.join(target, "pushed.json"), {"id": meta["id"], "version": version,
                                                              "pushed": time.strftime("%Y-%m-%d %H:%M:%S")})
-    print(f"push: {meta['id']} version {version}; follow it with python -m src.kernels status {spec.name} --wait")
+    print(f"push: {meta['id']} version {version}; follow it with python -m src.kernels status {comp.name} --wait")
     return 0
 
 
-def cmd_status(spec: Spec, args) -> int:
-    _, meta = _built(spec, args.kind)
+def cmd_status(comp: Competition, args) -> int:
+    _, meta = _built(comp, args.kind)
     if args.wait:
         status, message = kaggle_cli.wait_kernel(meta["id"], poll_s=args.poll,
                                                  on_status=lambda s: print(f"status: {meta['id']} {s}", flush=True))
@@ -276,33 +235,33 @@ def cmd_status(spec: Spec, args) -> int:
     print(f"status: {meta['id']} {status}" + (f": {message}" if message else ""))
     if status in ("error", "cancel_acknowledged", "cancel_requested"):
         raise KitError(f"kernel {meta['id']} ended with {status}" + (f": {message}" if message else "") +
-                       f"; its log: python -m src.kernels output {spec.name}", exit_code=1)
+                       f"; its log: python -m src.kernels output {comp.name}", exit_code=1)
     return 0
 
 
-def cmd_output(spec: Spec, args) -> int:
-    _, meta = _built(spec, args.kind)
-    dest = folder(spec.name, "output")
+def cmd_output(comp: Competition, args) -> int:
+    _, meta = _built(comp, args.kind)
+    dest = folder(comp.name, "output")
     os.makedirs(dest, exist_ok=True)
     files = kaggle_cli.kernel_output(meta["id"], dest)
     print(f"output: {len(files)} file(s) in {dest}: " + ", ".join(os.path.basename(f) for f in files))
     return 0
 
 
-def cmd_submit(spec: Spec, args) -> int:
-    if spec.code_competition:
-        target, meta = _built(spec)
+def cmd_submit(comp: Competition, args) -> int:
+    if comp.code_competition:
+        target, meta = _built(comp)
         pushed = os.path.join(target, "pushed.json")
         version = args.version or (atomic.read_json(pushed)["version"] if os.path.exists(pushed) else None)
         if not version:
             raise KitError(f"no pushed version of {meta['id']} known: push it first or give --version N")
-        print(kaggle_cli.submit_kernel(spec.competition, meta["id"], int(version), "submission.csv", args.message))
+        print(kaggle_cli.submit_kernel(comp.slug, meta["id"], int(version), "submission.csv", args.message))
     else:
-        path = args.file or os.path.join(folder(spec.name, "output"), "submission.csv")
+        path = args.file or os.path.join(folder(comp.name, "output"), "submission.csv")
         if not os.path.exists(path):
             raise KitError(f"{path} is missing: download the kernel's output first (python -m src.kernels output "
-                           f"{spec.name}) or give --file")
-        print(kaggle_cli.submit_file(spec.competition, path, args.message))
+                           f"{comp.name}) or give --file")
+        print(kaggle_cli.submit_file(comp.slug, path, args.message))
     return 0
 
 
@@ -322,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                         ("output", "download the kernel's output and log into kernels/NAME/output/"),
                         ("submit", "submit: the kernel version (freesound) or its submission.csv (quickdraw)")]:
         p = sub.add_parser(name, help=help_, description=help_)
-        p.add_argument("name", choices=sorted(SPECS), help="the competition")
+        p.add_argument("name", choices=competitions.NAMES, help="the competition")
         if name in ("dataset", "build"):
             p.add_argument("--owner", default=None, help="Kaggle user name (default: the kaggle CLI's)")
             p.add_argument("--data-dir", default=None, help="competition data folder (default: as src.cv finds it)")
@@ -345,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--version", type=int, default=None, help="kernel version (default: the last pushed)")
             p.add_argument("--file", default=None, help="quickdraw: the CSV (default: kernels/quickdraw/output/)")
     args = ap.parse_args(argv)
-    return COMMANDS[args.command](SPECS[args.name](), args)
+    return COMMANDS[args.command](competitions.get(args.name), args)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ import time
 
 import numpy as np
 
+from .. import competitions
 from ..kit import runs
+from ..kit.competition import Competition
 from ..kit.atomic import read_json
 from ..kit.errors import KitError, cli, warn
 
@@ -80,64 +82,32 @@ def checked(load):
     return load_and_check
 
 
-def _predict_freesound(root: str) -> None:
-    from ..fat2019 import data as fat_data
-    from .. import predict
-    from ..fat2019.config import COMPETITION, FatConfig
-    from ..kit import configio
-    from ..fat2019.submission import write_submission
+def _predict(comp: Competition, root: str) -> None:
+    """The kit's own prediction (kit.predict) over the models dataset, every fold checked first."""
+    from ..kit import predict
 
     with stage("finding the data and the models"):
-        folder, manifest = find_manifest(os.path.join(root, "input"), COMPETITION)
+        folder, manifest = find_manifest(os.path.join(root, "input"), comp.slug)
         found = manifest_runs(folder, manifest)
-        data = fat_data.load(FatConfig(data_dir=os.path.join(root, "input", COMPETITION)))
-        if sorted(manifest["labels"]) != sorted(data.labels):
-            raise KitError(f"{folder}/{MANIFEST}: the models know other labels than {data.root}/sample_submission.csv",
-                           exit_code=1)
+        data = comp.open_data(os.path.join(root, "input", comp.slug))
+        unknown = [l for l in manifest["labels"] if l not in data.labels]
+        absent = [l for l in data.labels if l not in manifest["labels"]]
+        if unknown or (absent and not comp.labels_subset_ok):
+            raise KitError(f"{folder}/{MANIFEST}: the models know other labels than {data.root}: "
+                           f"{len(unknown)} unknown to the data {unknown[:5]}, {len(absent)} of the data's not "
+                           f"trained {absent[:5]}", exit_code=1)
         print(f"kernel: {len(found)} run(s), {sum(map(len, found.values()))} fold(s) from {folder}", flush=True)
-        fnames = data.sample_submission["fname"].tolist()
-        predict.check_test_files(data, fnames, allow_missing=True)
-    blend = manifest.get("blend") or {}
-    with stage(f"features of {len(fnames)} test clips"):
-        predict.test_features([configio.from_dict(FatConfig, f.config) for folds in found.values() for f in folds],
-                              data, fnames)
-    with stage(f"scoring {len(fnames)} test clips with {sum(map(len, found.values()))} fold(s)"):
-        scores, failed = predict.scores_by_clip(found, data, fnames, None, None, blend.get("weights"),
-                                                blend.get("fold_mean") or "mean", 256, load=checked(predict.load_model))
-    first = next(iter(found.values()))[0]                 # label frequencies, aligned by name
-    prior = dict(zip(first.labels, first.config["label_prior"]))
-    for f, why in sorted(failed.items()):
-        warn(f"{f}: {why}; its row gets the training label frequencies")
-        scores[f] = np.array([prior.get(label, 0.0) for label in data.labels])
-    out = os.path.join(root, "working", "submission.csv")
-    write_submission(out, data.sample_submission, data.labels, scores)
-    print(f"kernel: wrote {out} ({len(fnames)} clips, {len(failed)} unreadable or missing)", flush=True)
-
-
-def _predict_quickdraw(root: str) -> None:
-    from ..quickdraw import data, predict
-    from ..quickdraw.config import COMPETITION
-
-    with stage("finding the data and the models"):
-        folder, manifest = find_manifest(os.path.join(root, "input"), COMPETITION)
-        found = manifest_runs(folder, manifest)
-        data_dir = os.path.join(root, "input", COMPETITION)
-        categories = data.list_categories(data_dir)
-        unknown = [w for w in manifest["labels"] if w not in categories]
-        if unknown:
-            raise KitError(f"{folder}/{MANIFEST}: the models know categories the data has not: {unknown[:5]}",
-                           exit_code=1)
-        print(f"kernel: {len(found)} run(s), {sum(map(len, found.values()))} fold(s) from {folder}", flush=True)
+        args = predict.defaults(comp, allow_missing=True)
+        comp.check_test(data, args)
     blend = manifest.get("blend") or {}
     out = os.path.join(root, "working", "submission.csv")
-    with stage("predicting the test drawings"):
-        loader = checked(lambda f: predict.load_model(f)[0])
-        predict.predict_test(found, data_dir, manifest["labels"], blend.get("weights"), blend.get("fold_mean") or "mean",
-                             out, load=lambda f: (loader(f), predict.fold_config(f)))
+    with stage("predicting the test set"):
+        predict.write_submission(comp, data, found, blend.get("weights"), blend.get("fold_mean") or "mean", out,
+                                 args, load=checked(comp.load_model))
     print(f"kernel: wrote {out}", flush=True)
 
 
-def _train(name: str, root: str, build: dict) -> None:
+def _train(comp: Competition, root: str, build: dict) -> None:
     """Train every fold with the build's flags on the competition data, then predict; the runs
     stay in <root>/working/work/ (the kernel's output)."""
     import subprocess
@@ -145,27 +115,17 @@ def _train(name: str, root: str, build: dict) -> None:
     from ..kit import foldfile
 
     os.chdir(os.path.join(root, "working"))
-    if name == "freesound":
-        from ..fat2019 import data as fat_data
-        from ..fat2019.config import COMPETITION, FatConfig
-
-        data_dir = os.path.join(root, "input", COMPETITION)
-        if build.get("folds_csv"):
-            path = foldfile.folds_path(fat_data.load(FatConfig(data_dir=data_dir)).name)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(build["folds_csv"])
-        cmds = [["src.cv", "--fold", "all"], ["src.predict"]]
-    else:
-        from ..quickdraw.config import COMPETITION
-
-        data_dir = os.path.join(root, "input", COMPETITION)
-        cmds = [["src.quickdraw.cv", "--fold", "all"], ["src.quickdraw.predict", "--out", "submission.csv"]]
+    data_dir = os.path.join(root, "input", comp.slug)
+    if build.get("folds_csv"):
+        path = foldfile.folds_path(comp.open_data(data_dir).name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(build["folds_csv"])
+    cmds = [[comp.modules["cv"], "--fold", "all", *build.get("train_args", [])],
+            [comp.modules["predict"], "--out", "submission.csv"]]
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    for i, cmd in enumerate(cmds):
-        full = [sys.executable, "-m", cmd[0], "--data-dir", data_dir, *cmd[1:], *(build.get("train_args", []) if i == 0 else [])]
-        if cmd[0] == "src.predict":
-            full += ["--out", "submission.csv"]
+    for cmd in cmds:
+        full = [sys.executable, "-m", cmd[0], "--data-dir", data_dir, *cmd[1:]]
         with stage(" ".join(full[2:])):
             if subprocess.run(full, env=env).returncode != 0:
                 raise KitError(f"{' '.join(full[2:])} failed (see above)", exit_code=1)
@@ -176,11 +136,10 @@ def main(name: str, kind: str = "predict", build: dict | None = None) -> int:
     root = kaggle_root()
     t0 = time.time()
     print(f"kernel: {name} {kind}, root {root}", flush=True)
+    comp = competitions.get(name)
     if kind == "train":
-        _train(name, root, build or {})
-    elif name == "freesound":
-        _predict_freesound(root)
+        _train(comp, root, build or {})
     else:
-        _predict_quickdraw(root)
+        _predict(comp, root)
     print(f"kernel: finished in {time.time() - t0:.0f}s", flush=True)
     return 0
