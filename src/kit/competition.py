@@ -1,6 +1,6 @@
 """What the one train -> predict -> blend -> ship path needs of a competition.
 
-Each competition (a "wing": src/fat2019/, src/quickdraw/) describes itself once, as a
+Each competition (a "wing": one folder of src/ beside kit/) describes itself once, as a
 `Competition`; the kit's generic commands (kit.cv, kit.predict, kit.blend) and the shipping
 code (src/ship/) use only this description, so every guarantee (trusted folds, out-of-fold
 reports, validated submissions, reference checks in kernels) holds for both by construction.
@@ -43,7 +43,7 @@ Ensemble = Callable[[Callable[[Fold], pd.DataFrame]], np.ndarray]
 
 @dataclass(frozen=True)
 class Competition:
-    name: str                          # the shipping commands' NAME: freesound, quickdraw
+    name: str                          # the shipping commands' NAME (src/competitions.py)
     slug: str                          # Kaggle's competition slug (its /kaggle/input/<slug>/ folder)
     title: str                         # for humans: "FAT2019", "Quick, Draw!"
     config_cls: type                   # the one config dataclass (every field a CLI flag)
