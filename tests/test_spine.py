@@ -154,12 +154,13 @@ def test_the_kit_knows_no_competition():
 
 
 def _doc_commands() -> list[tuple[str, list[str]]]:
-    """(file, argv after `python -m MODULE`) of every `python -m src...`/`benchmarks...` command in
-    the README's and docs' code blocks."""
+    """(file, [module, first argument]) of every `python -m src...`/`benchmarks...` command in the
+    README's and docs' code blocks and inline code."""
     found = []
     for path in ["README.md", *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]:
         text = open(os.path.join(ROOT, path), encoding="utf-8").read()
-        blocks = re.findall(r"```.*?\n(.*?)```", text, re.S) + re.findall(r"((?:^    .*\n)+)", text, re.M)
+        blocks = re.findall(r"```.*?\n(.*?)```", text, re.S) + re.findall(r"((?:^    .*\n)+)", text, re.M) + \
+            [" ".join(span.split()) for span in re.findall(r"(?<!`)`([^`]*python -m [^`]*)`(?!`)", text)]
         for block in blocks:
             for part in re.split(r"&&|\n|;|\|", block):
                 m = re.search(r"python -m ((?:src|benchmarks)[\w.]*)(.*)", part)
