@@ -21,7 +21,7 @@ def test_benchmark_harness_smoke(tmp_path):
 def test_kernel_time_scales_only_the_test_stages_and_divides_only_the_model_stage():
     from benchmarks.kernel_time import scale
 
-    rows = scale({"finding the data and the models": 4.0, "features of 80 test clips": 8.0,
-                  "scoring 80 test clips with 5 fold(s)": 20.0}, n_here=80, n_full=3360, gpu_speedup=10)
-    assert rows == [("finding the data and the models", 4.0, 4.0), ("features of 80 test clips", 8.0, 336.0),
-                    ("scoring 80 test clips with 5 fold(s)", 20.0, 84.0)]
+    rows = scale({"finding the data and the models": 4.0, "inputs of 80 test samples": 8.0,
+                  "scoring 80 test samples with 5 fold(s)": 20.0}, n_here=80, n_full=3360, gpu_speedup=10)
+    assert rows == [("finding the data and the models", 4.0, 4.0), ("inputs of 80 test samples", 8.0, 336.0),
+                    ("scoring 80 test samples with 5 fold(s)", 20.0, 84.0)]

@@ -76,6 +76,12 @@ def test_features(configs: list[FatConfig], data: fat_data.FatData, fnames: list
     return feats, failed
 
 
+def prepare_test(data: fat_data.FatData, found: dict, args: argparse.Namespace) -> None:
+    """The test clips' features, cached (score_test reads them back)."""
+    test_features([configio.from_dict(FatConfig, f.config) for folds in found.values() for f in folds], data,
+                  data.sample_ids())
+
+
 def score_test(data: fat_data.FatData, found: dict, ensemble, load, args: argparse.Namespace):
     """One chunk: every test clip's features first (the extraction workers fork before
     TensorFlow starts), then every fold's windows, aggregated per clip."""
@@ -136,4 +142,4 @@ FAT2019 = Competition(
     ships_folds=True,             # iterative-stratification is not in Kaggle's image
     metric=lwlrap, per_label=per_label, open_data=open_data, train_folds=train_folds, load_model=load_model,
     reference_input=reference_input, score_test=score_test, format_rows=format_rows, check_rows=check_rows,
-    add_predict_args=add_predict_args, check_test=check_test)
+    add_predict_args=add_predict_args, check_test=check_test, prepare_test=prepare_test)

@@ -6,7 +6,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from ..kit.configio import field
+from ..kit.configio import RunConfig, field
 
 COMPETITION = "freesound-audio-tagging-2019"
 
@@ -19,7 +19,7 @@ FEATURE_FIELDS = ("sample_rate", "feature", "n_mels", "n_mfcc", "n_fft", "hop_le
 
 
 @dataclass
-class FatConfig:
+class FatConfig(RunConfig):
     # --- audio and features (any change gives a new feature cache key) ---
     sample_rate: int = field(44100, "rate every clip is resampled to (Hz)")
     feature: str = field("logmel", "spectrogram kind", ["logmel", "mfcc"])
@@ -54,8 +54,6 @@ class FatConfig:
                                      "delta-delta", ["repeat", "deltas"])
     unfreeze: int = field(0, "vgg19: fine-tune the last N of its 5 conv blocks after the head converged")
     unfreeze_lr: float = field(1e-4, "vgg19: learning rate once blocks are unfrozen")
-    name: str = field("", "run name: outputs go to WORK/<dataset>/<name>/ (default: the model), so "
-                          "variants of one network ensemble as separate models")
     width: int = field(32, "channels of the first conv block (doubles per block); 16 is the CPU setting "
                            "(a quarter of the compute, out-of-fold lwlrap 0.9175 against 0.9294)")
     blocks: int = field(4, "conv blocks")
@@ -63,7 +61,6 @@ class FatConfig:
     epochs: int = field(80, "maximum epochs (the cosine schedule spans them)")
     steps_per_epoch: int = field(0, "batches per epoch; 0 means one pass over the training clips")
     min_steps: int = field(0, "train at least this many batches (more epochs on small data); 0 = --epochs rules")
-    max_minutes: float = field(0.0, "stop the fold after this many minutes (kept as finished; --resume continues)")
     batch_size: int = field(32, "clips per batch (global, over all replicas)")
     lr: float = field(1e-3, "peak learning rate (Adam)")
     lr_schedule: str = field("cosine", "learning-rate schedule", ["cosine", "constant"])
@@ -81,16 +78,10 @@ class FatConfig:
     tta: int = field(1, "test-time augmentation: number of shifted window grids averaged")
     window_agg: str = field("meanmax", "a clip's score from its windows' scores: mean, max (short events in long "
                                     "clips), or meanmax (their average)", ["mean", "max", "meanmax"])
-    strategy: str = field("default", "tf.distribute strategy: default (one device), mirrored (every local GPU), "
-                                     "multiworker (several machines, TF_CONFIG), tpu",
-                          ["default", "mirrored", "multiworker", "tpu"])
-    jit: bool = field(True, "XLA-compile the training step (one device only): about 2x faster per step on a "
-                            "2-core CPU, where Keras leaves XLA off by default; --no-jit for plain graphs")
     seed: int = field(42, "seed for folds, crops and initialisation")
     workers: int = field(0, "feature-extraction processes; 0 means one per CPU this process may use")
     feature_ram_gb: float = field(2.0, "hold a fold's features (curated + noisy together) in RAM up to this "
                                          "size; beyond, read them from the cache as needed")
-    work_dir: str = field("work", "root of run outputs: WORK/<dataset>/<name>/fold<K>/")
     cache_dir: str = field("cache", "root of the feature cache")
 
     def feature_key(self) -> str:
@@ -108,10 +99,3 @@ class FatConfig:
     @property
     def n_features(self) -> int:
         return self.n_mfcc if self.feature == "mfcc" else self.n_mels
-
-    @property
-    def run_name(self) -> str:
-        return self.name or self.model
-
-    def replace(self, **changes) -> "FatConfig":
-        return dataclasses.replace(self, **changes)

@@ -67,6 +67,9 @@ class Competition:
     check_rows: Callable[[pd.DataFrame, list[str]], None]   # (submission, labels): raise if wrong
     add_predict_args: Callable[[argparse.ArgumentParser], None] = lambda ap: None
     check_test: Callable[[Data, argparse.Namespace], None] = lambda data, args: None   # before any model
+    # CPU work on the test inputs that score_test would otherwise do first (FAT2019's features):
+    # a kernel times it as its own stage. (data, found, args)
+    prepare_test: Callable[[Data, dict, argparse.Namespace], None] = lambda data, found, args: None
 
     @property
     def train_hint(self) -> str:

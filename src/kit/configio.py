@@ -23,6 +23,29 @@ def field(default: Any, help: str, choices: list | None = None, aliases: dict[st
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "aliases": aliases or {}})
 
 
+@dataclasses.dataclass
+class RunConfig:
+    """The fields every competition's config shares: where a run goes and how a fold trains on
+    the hardware. A competition's config dataclass derives from it and adds its own."""
+    name: str = field("", "run name: outputs go to WORK_DIR/<dataset>/<name>/ (default: the model), so variants "
+                          "of one model are kept, and ensembled, as separate runs")
+    work_dir: str = field("work", "root of run outputs: WORK_DIR/<dataset>/<name>/fold<K>/")
+    max_minutes: float = field(0.0, "stop a fold after this many minutes (kept as finished; --resume continues; "
+                                    "0 = no limit)")
+    strategy: str = field("default", "tf.distribute strategy: default (one device), mirrored (every local GPU), "
+                                     "multiworker (several machines, TF_CONFIG), tpu",
+                          ["default", "mirrored", "multiworker", "tpu"])
+    jit: bool = field(True, "XLA-compile the training step (one device only): about 2x faster per step on a "
+                            "2-core CPU, where Keras leaves XLA off by default; --no-jit for plain graphs")
+
+    @property
+    def run_name(self) -> str:
+        return self.name or getattr(self, "model")
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
 def _base_type(tp: Any) -> Any:
     """int | None -> int; keeps plain types."""
     args = [a for a in typing.get_args(tp) if a is not type(None)]

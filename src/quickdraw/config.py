@@ -1,10 +1,9 @@
 """The one Quick, Draw! config: every field is a CLI flag of cv/predict/study, saved as config.json."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
-from ..kit.configio import field
+from ..kit.configio import RunConfig, field
 
 COMPETITION = "quickdraw-doodle-recognition"
 DEMO_DIR = "data/demo-quickdraw"
@@ -26,7 +25,7 @@ def token_to_word(token: str) -> str:
 
 
 @dataclass
-class QDConfig:
+class QDConfig(RunConfig):
     # data
     data_dir: str | None = field(None, "Kaggle layout folder (train_simplified/, test_simplified.csv); "
                                        "default: Kaggle input, ./data/" + COMPETITION + ", else the demo")
@@ -35,11 +34,8 @@ class QDConfig:
     chunk_size: int = field(20000, "CSV rows read at a time")
     n_folds: int = field(5, "stratified folds (used when the folds file is created)")
     seed: int = field(0, "seed of class choice, folds, model init and augmentation")
-    work_dir: str = field("work", "outputs go to WORK_DIR/<dataset>/<name>/fold<K>/")
     # representation
     model: str = field("cnn", "model", choices=MODELS)
-    name: str = field("", "run name: outputs go to WORK_DIR/<dataset>/<name>/ (default: the model), so variants "
-                          "of one model are kept, and ensembled, as separate runs")
     max_len: int = field(100, "stroke-3 sequences: points kept (truncate/pad)")
     stroke5: bool = field(False, "sequence models: stroke-5 (dx, dy, p1, p2, p3) instead of stroke-3")
     raster_size: int = field(64, "CNNs: raster side in pixels")
@@ -67,20 +63,8 @@ class QDConfig:
     lr: float = field(2e-3, "peak learning rate (Adam, cosine decay)")
     label_smoothing: float = field(0.1, "label smoothing")
     patience: int = field(6, "early stopping: epochs without a better validation MAP@3")
-    max_minutes: float = field(0.0, "stop a fold's training after this many minutes (0 = no limit)")
-    strategy: str = field("default", "tf.distribute strategy: default, mirrored (local GPUs), multiworker "
-                                     "(TF_CONFIG), tpu", choices=["default", "mirrored", "multiworker", "tpu"])
     threads: int = field(0, "TensorFlow intra/inter-op threads (0 = TensorFlow's choice)")
-    jit: bool = field(True, "XLA-compile the training step (one device only): about 2x faster per step on a "
-                            "2-core CPU, where Keras leaves XLA off by default; --no-jit for plain graphs")
 
     @property
     def is_sequence(self) -> bool:
         return self.model in SEQUENCE_MODELS
-
-    @property
-    def run_name(self) -> str:
-        return self.name or self.model
-
-    def replace(self, **changes) -> "QDConfig":
-        return dataclasses.replace(self, **changes)

@@ -101,7 +101,10 @@ def _predict(comp: Competition, root: str) -> None:
         comp.check_test(data, args)
     blend = manifest.get("blend") or {}
     out = os.path.join(root, "working", "submission.csv")
-    with stage("predicting the test set"):
+    n, k = len(data.sample_ids()), sum(map(len, found.values()))
+    with stage(f"inputs of {n} test samples"):
+        comp.prepare_test(data, found, args)
+    with stage(f"scoring {n} test samples with {k} fold(s)"):
         predict.write_submission(comp, data, found, blend.get("weights"), blend.get("fold_mean") or "mean", out,
                                  args, load=checked(comp.load_model))
     print(f"kernel: wrote {out}", flush=True)
