@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import soundfile as sf
+import soxr
 
 BLOCK = 1 << 20          # samples per channel decoded at a time: a long stereo clip is never held twice
 
@@ -41,8 +42,6 @@ def read_audio(path: str, sample_rate: int) -> np.ndarray:
 
 def resample(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """soxr 'HQ', length fixed to ceil(n * ratio): what librosa.resample(res_type='soxr_hq') gives."""
-    import soxr
-
     n = int(np.ceil(x.size * target_sr / orig_sr))
     y = soxr.resample(x, orig_sr, target_sr, quality="soxr_hq")
     return np.pad(y, (0, max(0, n - y.size)))[:n]

@@ -10,10 +10,14 @@ import pandas as pd
 
 from ..kit import configio, runs
 from ..kit.competition import Competition
+from ..kit.distribute import quiet_tensorflow
 from ..kit.errors import KitError, list_some
 from ..kit.metrics import lwlrap, per_class_lwlrap
 from . import data as fat_data
+from . import features, models
 from .config import COMPETITION, FatConfig
+from .infer import predict_clips
+from .train import train_fold
 
 
 def open_data(data_dir: str | None) -> fat_data.FatData:
@@ -21,15 +25,11 @@ def open_data(data_dir: str | None) -> fat_data.FatData:
 
 
 def train_folds(cfg: FatConfig, data: fat_data.FatData, folds: list[int], resume: bool, overrides: dict) -> list[dict]:
-    from .train import train_fold
-
     return [train_fold(cfg, data, k, resume=resume, overrides=overrides) for k in folds]
 
 
 def load_model(fold: runs.Fold):
     """The fold's network rebuilt from its config.json, with its best weights."""
-    from . import models
-
     cfg = configio.from_dict(FatConfig, fold.config)
     model = models.build(cfg, len(fold.labels))
     runs.load_weights_checked(model, fold.weights)
@@ -64,8 +64,6 @@ def check_test(data: fat_data.FatData, args: argparse.Namespace) -> None:
 
 def test_features(configs: list[FatConfig], data: fat_data.FatData, fnames: list[str]):
     """{feature key: FeatureSet} of the test clips, and {fname: why} for clips any config could not use."""
-    from . import features
-
     feats, failed = {}, {}
     for cfg in configs:
         key = cfg.feature_key()
@@ -85,7 +83,6 @@ def prepare_test(data: fat_data.FatData, found: dict, args: argparse.Namespace) 
 def score_test(data: fat_data.FatData, found: dict, ensemble, load, args: argparse.Namespace):
     """One chunk: every test clip's features first (the extraction workers fork before
     TensorFlow starts), then every fold's windows, aggregated per clip."""
-    from ..kit.distribute import quiet_tensorflow
 
     fnames = data.sample_ids()
     configs = {f.path: configio.from_dict(FatConfig, f.config) for folds in found.values() for f in folds}
@@ -95,7 +92,6 @@ def score_test(data: fat_data.FatData, found: dict, ensemble, load, args: argpar
         yield [], np.zeros((0, 0)), failed
         return
     quiet_tensorflow()
-    from .infer import predict_clips
 
     def predict(fold: runs.Fold) -> pd.DataFrame:
         cfg = configs[fold.path]

@@ -1,7 +1,6 @@
 """The FAT2019 config: audio features and training, one dataclass, saved beside every run."""
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass

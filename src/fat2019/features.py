@@ -19,11 +19,13 @@ import re
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+import scipy.fft
+from threadpoolctl import threadpool_limits
 
-from .audio import BadClip, load_clip
-from .config import FatConfig
 from ..kit import atomic
 from ..kit.progress import progress
+from .audio import BadClip, load_clip
+from .config import FatConfig
 
 FRAMES_PER_BLOCK = 2048
 
@@ -63,7 +65,6 @@ def _window(n_fft: int) -> np.ndarray:
 def mel_power(x: np.ndarray, cfg: FatConfig) -> np.ndarray:
     """(n_mels, frames) mel power spectrogram of centred, zero-padded frames (librosa's defaults:
     center=True, pad_mode='constant', periodic Hann), block by block."""
-    import scipy.fft        # imported by `extract` before it forks its workers
     n_fft, hop = cfg.n_fft, cfg.hop_length
     padded = np.pad(x.astype(np.float32, copy=False), n_fft // 2)
     n_frames = 1 + (padded.size - n_fft) // hop
@@ -97,8 +98,6 @@ def logmel(x: np.ndarray, cfg: FatConfig) -> np.ndarray:
 
 def mfcc(x: np.ndarray, cfg: FatConfig) -> np.ndarray:
     """(n_mfcc, frames) MFCC (librosa.feature.mfcc: DCT-II of the dB mel), each coefficient standardised."""
-    import scipy.fft
-
     m = scipy.fft.dct(power_to_db(mel_power(x, cfg)), axis=0, type=2, norm="ortho")[:cfg.n_mfcc]
     m = (m - m.mean(axis=1, keepdims=True)) / (m.std(axis=1, keepdims=True) + 1e-6)
     return m.astype(np.float32)
@@ -143,8 +142,6 @@ def _extract_one(job: tuple[str, str, FatConfig]) -> str | None:
 def _one_blas_thread() -> None:
     """Feature workers already use every CPU between them: BLAS's own threads on top (the mel
     matrix product) oversubscribe the CPUs and made 2 workers slower than 1 on a 2-core machine."""
-    from threadpoolctl import threadpool_limits
-
     threadpool_limits(1)
 
 
@@ -253,8 +250,6 @@ def extract(cfg: FatConfig, dataset: str, subset: str, audio_dir: str, fnames: l
         workers = min(cfg.workers or usable_cpus(), len(todo))
         label = desc or f"features {subset}"
         if workers > 1:
-            import scipy.fft  # noqa: F401  (the workers inherit it rather than each importing it)
-
             # Fork before TensorFlow starts its threads: callers extract first, import TF after.
             with ProcessPoolExecutor(workers, initializer=_one_blas_thread) as pool:
                 results = list(progress(pool.map(_extract_one, todo, chunksize=4), total=len(todo), desc=label,

@@ -22,7 +22,7 @@ REBUILD = "python -m src.folds"
 
 def make_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
     """Fold index per row, stratified over every label (iterstrat), shuffled with `seed`."""
-    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold  # not in Kaggle's image: a kernel carries its folds
 
     if len(y) < n_folds:
         raise KitError(f"{len(y)} curated clips cannot make {n_folds} folds")

@@ -21,7 +21,7 @@ def forward(model):
     faster per validation call on a 2-core CPU, and no retracing warnings)."""
     f = _FORWARD.get(model)
     if f is None:
-        import tensorflow as tf
+        import tensorflow as tf  # TensorFlow starts here, on first use: after any feature workers forked
 
         if not any(isinstance(x, _OneTracePerModel) for x in tf.get_logger().filters):
             tf.get_logger().addFilter(_OneTracePerModel())

@@ -26,7 +26,7 @@ DELTA_SCALES = (10.0, 30.0)
 def conv_block(x, filters: int, pool: bool = True, synchronized: bool = False):
     """Two conv-BN-ReLU, then 2x2 average pooling. `synchronized`: batch statistics over every
     replica (multi-worker training, where each worker sees part of the batch)."""
-    from keras import layers
+    from keras import layers  # TensorFlow starts here, on first use: after any feature workers forked
 
     for _ in range(2):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
@@ -40,8 +40,8 @@ def conv_block(x, filters: int, pool: bool = True, synchronized: bool = False):
 def cnn(cfg: FatConfig, n_labels: int):
     """VGG-style 2D CNN (the strong public FAT2019 kernels' design): conv blocks doubling the
     width, average pooling, then max + mean global pooling and a small MLP head."""
-    import keras
-    from keras import layers
+    import keras  # TensorFlow starts here, on first use: after any feature workers forked
+    from keras import layers  # TensorFlow starts here, on first use: after any feature workers forked
 
     inp = keras.Input((cfg.n_features, cfg.crop_frames, 1), name="logmel")
     x = inp
@@ -81,7 +81,7 @@ def find_vgg_weights(spec: str) -> str | None:
 def _vgg_body_weights(path: str, shape: tuple[int, int, int]):
     """The weights of Keras' VGG19 without top from `path`, checked: a clear error for a
     missing file, a file that is not HDF5, or one whose shapes do not fit."""
-    import keras
+    import keras  # TensorFlow starts here, on first use: after any feature workers forked
 
     if path == "imagenet":
         return keras.applications.VGG19(include_top=False, weights="imagenet", input_shape=shape)
@@ -111,8 +111,8 @@ def vgg19(cfg: FatConfig, n_labels: int, weights: str | None = None):
     `weights`: a file or 'imagenet' (copied into the body), None (random init). The body's
     layers are part of the flat graph (built on our tensor), not a nested model.
     """
-    import keras
-    from keras import layers
+    import keras  # TensorFlow starts here, on first use: after any feature workers forked
+    from keras import layers  # TensorFlow starts here, on first use: after any feature workers forked
 
     inp = keras.Input((cfg.n_features, cfg.crop_frames, 1), name="logmel")
     if cfg.vgg_input == "deltas":
@@ -174,7 +174,7 @@ def build(cfg: FatConfig, n_labels: int, pretrained: bool = False):
 
 def loss(cfg: FatConfig):
     """The training loss; see losses.NoisyBCE (imported here: it starts Keras)."""
-    from .losses import NoisyBCE
+    from .losses import NoisyBCE  # imports Keras: TensorFlow starts here, on first use
 
     return NoisyBCE(kind=cfg.noisy_loss if cfg.noisy == "weighted" else "bce", beta=cfg.noisy_beta,
                     label_smoothing=cfg.label_smoothing)

@@ -59,7 +59,7 @@ def training_batches(feats: FeatureSet, y: np.ndarray, weights: np.ndarray, nois
 
 def training_dataset(feats: FeatureSet, y, weights, noisy, cfg: FatConfig, seed: int, start_epoch: int, steps: int,
                      curated_only_from: int | None = None):
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow starts here, on first use: after any feature workers forked
 
     f, c = cfg.n_features, y.shape[1] + 1
     sig = (tf.TensorSpec((cfg.batch_size, f, cfg.crop_frames, 1), tf.float32),

@@ -92,7 +92,7 @@ def run_meta(data: fat_data.FatData, folds_sha1: str) -> dict:
 
 
 def _schedule(cfg: FatConfig, steps: int, epochs: int):
-    import keras
+    import keras  # TensorFlow starts here, on first use: after any feature workers forked
 
     total = max(1, steps * epochs)
     warm = min(steps * cfg.warmup_epochs, total - 1)
@@ -130,7 +130,7 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
         epochs, patience = plan
 
         quiet_tensorflow()          # TF only now: the feature workers forked before it starts its threads
-        import keras
+        import keras  # TensorFlow starts here, on first use: after any feature workers forked
 
         from . import losses  # noqa: F401  (registers the loss for loading last.keras)
 
@@ -167,7 +167,7 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
                 run.state.update(unfrozen_at=run.epoch, stopped=None, wait=0)
                 print(f"fold {fold}: head converged at epoch {run.epoch}; fine-tuning the last {cfg.unfreeze} VGG19 "
                       f"block(s) ({len(names)} conv layers) at lr {cfg.unfreeze_lr}", flush=True)
-        import tensorflow as tf
+        import tensorflow as tf  # TensorFlow starts here, on first use: after any feature workers forked
 
         metrics = run.finish(model, f"{data.name} {cfg.run_name} fold {fold}", per_label=per_label_lwlrap(data),
                              extra={"fold": fold, "dataset": data.name, "model": cfg.model, "run": cfg.run_name,

@@ -17,6 +17,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .errors import kill_point
+
 _TMP = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp")
 
 
@@ -124,8 +126,6 @@ def replace_dir(new: str, target: str) -> None:
     between the two renames leaves `new` complete and `target` absent: callers finish the move
     on their next start (see fold_runner.FoldRun).
     """
-    from .errors import kill_point
-
     parent = _parent(target)
     old = None
     if os.path.exists(target):

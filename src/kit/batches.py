@@ -11,7 +11,7 @@ def no_autotune():
     10 ms up to a minute, and when `fit` ends the iterator waits for its next wake-up, so a fit
     could sit idle for seconds (up to a minute) after its last step. A one-generator pipeline has
     nothing to tune but its prefetch depth, fixed instead."""
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow starts here, on first use: after any feature workers forked
 
     options = tf.data.Options()
     options.autotune.enabled = False
@@ -21,7 +21,7 @@ def no_autotune():
 def generator_dataset(make: Callable[[], Iterator], signature, prefetch: int = PREFETCH_BATCHES):
     """A tf.data.Dataset of the batches `make()` yields (called afresh for every iterator, so
     each `fit` starts where `make` says), `prefetch` batches ahead, autotuner off."""
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow starts here, on first use: after any feature workers forked
 
     ds = tf.data.Dataset.from_generator(make, output_signature=signature)
     return ds.prefetch(prefetch).with_options(no_autotune())
@@ -29,6 +29,6 @@ def generator_dataset(make: Callable[[], Iterator], signature, prefetch: int = P
 
 def signature_of(batch: tuple) -> tuple:
     """TensorSpecs of a batch's arrays with the batch dimension left open (the last may be short)."""
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow starts here, on first use: after any feature workers forked
 
     return tuple(tf.TensorSpec((None,) + tuple(a.shape[1:]), tf.as_dtype(a.dtype)) for a in batch)

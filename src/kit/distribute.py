@@ -41,7 +41,7 @@ def is_chief() -> bool:
 
 def get_strategy(name: str = "default"):
     quiet_tensorflow()
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow starts here, on first use: after any feature workers forked
 
     if name == "default":
         return tf.distribute.get_strategy()
@@ -92,7 +92,7 @@ def _tpu(tf):
 
 def split_cpu(n: int = 2) -> None:
     """Expose `n` logical CPU devices (must run before TF initialises its devices)."""
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow starts here, on first use: after any feature workers forked
 
     cpus = tf.config.list_physical_devices("CPU")
     tf.config.set_logical_device_configuration(
@@ -113,8 +113,8 @@ def prepare(model) -> None:
     The patch, on this model instance only, builds from one replica's batch and gives the logs
     the axis the reduction expects. Nothing changes under other strategies.
     """
-    import tensorflow as tf
-    from keras import tree
+    import tensorflow as tf  # TensorFlow starts here, on first use: after any feature workers forked
+    from keras import tree  # TensorFlow starts here, on first use: after any feature workers forked
 
     strategy = model.distribute_strategy
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):

@@ -37,7 +37,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import atomic, lock, plots
+from . import atomic, distribute, lock, plots
 from .errors import KitError, kill_point, warn
 
 # (plain name, stamped pattern): the checkpoints committed by state.json
@@ -112,12 +112,10 @@ class FoldRun:
     def open(cls, final_dir: str, metric: str, strategy: str, resume: bool, max_minutes: float) -> "FoldRun":
         """The fold's run for a tf.distribute strategy: under multiworker every worker trains, the
         chief writes (the others into a private folder), and nothing may differ between workers."""
-        from .distribute import is_chief
-
         if strategy == "multiworker" and (resume or max_minutes):
             raise KitError("--strategy multiworker: --resume and --max-minutes are not supported (every worker "
                            "must take the same steps and stop at the same epoch)")
-        return cls(final_dir, metric, chief=strategy != "multiworker" or is_chief())
+        return cls(final_dir, metric, chief=strategy != "multiworker" or distribute.is_chief())
 
     def plan(self, config: dict, steps: int, resume: bool, what: str) -> tuple[int, int] | None:
         """(epochs, patience) for `steps` batches per epoch (see training_length), with the fold's
@@ -142,9 +140,7 @@ class FoldRun:
         `jit`: XLA-compile the train step on one device (or not, even on a GPU). Keras' "auto"
         leaves XLA off on CPU-only machines, where fusing the element-wise ops (batch norm, ReLU)
         halves a CNN's step time; under a tf.distribute strategy Keras' own choice (off) is kept."""
-        import keras
-
-        from . import distribute
+        import keras  # TensorFlow starts here, on first use: after any feature workers forked
 
         strategy = distribute.get_strategy(strategy_name)
         distribute.check_batch(batch_size, strategy)
@@ -228,7 +224,7 @@ class FoldRun:
 
     def load_last(self):
         """The model and optimizer of the last committed epoch (call inside the strategy scope)."""
-        import keras
+        import keras  # TensorFlow starts here, on first use: after any feature workers forked
 
         return keras.models.load_model(os.path.join(self.partial, _LAST[0]))
 
@@ -316,7 +312,7 @@ class FoldRun:
 
 
 def _monitor_class():
-    import keras
+    import keras  # TensorFlow starts here, on first use: after any feature workers forked
 
     class FoldMonitor(keras.callbacks.Callback):
         """Scores the validation data after each epoch and commits the fold's checkpoints.

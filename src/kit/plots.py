@@ -7,7 +7,7 @@ from .atomic import atomic_path
 
 
 def _pyplot():
-    import matplotlib
+    import matplotlib  # half a second to import: paid only by the commands that plot
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

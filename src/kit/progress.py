@@ -18,6 +18,8 @@ import sys
 import time
 from typing import Any, Callable, Iterable, Iterator, Optional, Protocol, TextIO
 
+from tqdm import tqdm
+
 
 class Bar(Protocol):
     """The part of tqdm's interface the kit uses (tqdm's own bar satisfies it)."""
@@ -148,6 +150,5 @@ def progress(iterable: Optional[Iterable[Any]] = None, *, total: Optional[float]
     if plain or disable:
         return PlainProgress(iterable, total, desc, unit, stream, every_fraction, every_seconds, disable,
                              clock or time.monotonic)
-    from tqdm import tqdm
 
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=stream, leave=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -210,8 +211,6 @@ def load_weights_checked(model, path: str) -> None:
     """model.load_weights, refusing the partial loads Keras only warns about ("Skipping ...:
     affected layers will retain their freshly-initialized weights"): a model that predicts
     from random layers must never reach a submission."""
-    import warnings
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.load_weights(path)

@@ -11,15 +11,19 @@ import pandas as pd
 
 from ..kit import configio, runs
 from ..kit.competition import Competition
+from ..kit.distribute import quiet_tensorflow
 from ..kit.errors import KitError, list_some
 from ..kit.metrics import map_at_k_scores
+from ..kit.progress import progress
 from . import data as qd_data
 from .config import COMPETITION, QDConfig, word_to_token
+from .infer import predict_probs
+from .train import train_folds as train
 
 
 def load_model(fold: runs.Fold):
     """The fold's network rebuilt from its config.json, with its best weights."""
-    from . import models
+    from . import models  # imports Keras: TensorFlow starts here, on first use
 
     model = models.build_model(configio.from_dict(QDConfig, fold.config), len(fold.labels))
     runs.load_weights_checked(model, fold.weights)
@@ -51,9 +55,6 @@ def check_test(data: qd_data.QDData, args: argparse.Namespace) -> None:
 def score_test(data: qd_data.QDData, found: dict, ensemble, load, args: argparse.Namespace):
     """Chunks of test_simplified.csv: (key_ids of the readable drawings, their blended
     probabilities, {key_id: why} for the unreadable ones)."""
-    from ..kit.distribute import quiet_tensorflow
-    from ..kit.progress import progress
-    from .infer import predict_probs
 
     quiet_tensorflow()
     configs = {f.path: configio.from_dict(QDConfig, f.config) for folds in found.values() for f in folds}
@@ -97,8 +98,6 @@ def per_label(truth: np.ndarray, scores: np.ndarray, labels: list[str]) -> pd.Se
 
 
 def train_folds(cfg: QDConfig, data: qd_data.QDData, folds: list[int], resume: bool, overrides: dict) -> list[dict]:
-    from .train import train_folds as train
-
     return train(cfg, data, folds, resume, overrides)
 
 

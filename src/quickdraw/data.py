@@ -17,10 +17,10 @@ import pandas as pd
 from ..kit import foldfile, tables
 from ..kit.datadir import resolve_data_dir
 from ..kit.errors import KitError, list_some, warn
+from ..kit.progress import progress
 from .config import COMPETITION, DEMO_DIR, SAMPLE_CSV, TEST_CSV, TRAIN_DIR, token_to_word, word_to_token  # noqa: F401
 from .demo import make_demo
 from .strokes import Ink, parse_drawings, summarize_bad
-
 
 # ---------------------------------------------------------------- locating data
 
@@ -181,7 +181,6 @@ def load_train(data_dir: str, classes: int = 0, per_class: int = 0, seed: int = 
             raise KitError(f"{os.path.join(data_dir, TRAIN_DIR)}: no file for {list_some(missing)}")
     if len(words) < 3:
         raise KitError(f"need at least 3 categories for three guesses per drawing, got {len(words)}")
-    from ..kit.progress import progress
 
     inks, ys, keys, bad = [], [], [], {}
     for j, w in enumerate(progress(words, desc="reading train_simplified", unit="category")):

@@ -13,13 +13,13 @@ import pandas as pd
 
 from ..kit import configio, foldfile
 from ..kit.errors import cli
+from . import data
 from .config import QDConfig
 
 
 @cli
 def main(argv: list[str] | None = None) -> int:
     cfg, _ = configio.parse(QDConfig, "python -m src.quickdraw.folds", __doc__, argv)
-    from . import data
 
     data_dir, dataset = data.resolve(cfg.data_dir)
     ts = data.load_train(data_dir, cfg.classes, cfg.per_class, cfg.seed, cfg.chunk_size)

@@ -20,7 +20,7 @@ def make_batches(ink: Ink, y: np.ndarray | None, cfg: QDConfig, train: bool, see
     """A keras PyDataset: batches converted on the fly; training batches shuffled and, with
     cfg.augment, freshly distorted every epoch from a generator seeded by (seed, epoch, batch),
     so a resumed fold sees exactly what an uninterrupted one would have."""
-    import keras
+    import keras  # TensorFlow starts here, on first use: after any feature workers forked
 
     class InkBatches(keras.utils.PyDataset):
         def __init__(self):

@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 
+import pandas as pd
+
 from ..kit.errors import KitError, cli, list_some
+from ..kit.metrics import map_at_k
 
 
 def read_key_word(path: str, what: str):
-    import pandas as pd
-
     if not os.path.isfile(path):
         raise KitError(f"{path}: no such file ({what})")
     try:
@@ -30,8 +31,6 @@ def read_key_word(path: str, what: str):
 
 def score(submission: str, solution: str) -> tuple[float, float, int]:
     """(MAP@3, top-1 accuracy, n) of a submission file against an answers file."""
-    from ..kit.metrics import map_at_k
-
     sub = read_key_word(submission, "submission")
     sol = read_key_word(solution, "answers")
     guesses = dict(zip(sub["key_id"], sub["word"]))

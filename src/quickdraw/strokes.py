@@ -9,6 +9,7 @@ and scaled so their longer side spans 255) until the very last step.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -215,7 +216,6 @@ def summarize_bad(bad: dict[int, str], keys, what: str, limit: int = 5) -> str |
     """One warning line for the invalid drawings (counts per reason, first few key_ids)."""
     if not bad:
         return None
-    from collections import Counter
 
     counts = Counter(bad.values())
     reasons = ", ".join(f"{r}: {c}" for r, c in sorted(counts.items()))

@@ -15,9 +15,15 @@ import argparse
 import dataclasses
 import os
 
-from ..kit import configio
+import numpy as np
+import pandas as pd
+
+from ..kit import atomic, configio
 from ..kit.errors import KitError, cli, list_some
+from . import data
 from .config import MODELS, QDConfig
+from .data import TrainSet
+from .train import run_fold
 
 FOLD = 0
 
@@ -44,12 +50,10 @@ def markdown(df, dataset: str, n_folds: int) -> str:
 
 
 def plot(df, path: str) -> None:
-    import matplotlib
+    import matplotlib  # half a second to import: paid only by the commands that plot
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ..kit import atomic
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, col, title in ((axes[0], "val_top1", "top-1 accuracy"), (axes[1], "val_map3", "MAP@3")):
@@ -73,9 +77,6 @@ def plot(df, path: str) -> None:
 
 def subset(ts, folds, words: list[str]):
     """The drawings of `words` (a subset of ts.words), labels renumbered."""
-    import numpy as np
-
-    from .data import TrainSet
 
     remap = np.full(len(ts.words), -1)
     remap[[ts.words.index(w) for w in words]] = np.arange(len(words))
@@ -103,12 +104,6 @@ def main(argv=None) -> int:
         raise KitError(f"--models: unknown {list_some(unknown)}; choose from {', '.join(MODELS)}" if unknown
                        else "--models and --classes need at least one entry")
     base = configio.from_args(QDConfig, args)
-
-    import pandas as pd
-
-    from ..kit import atomic
-    from . import data
-    from .train import run_fold
 
     data_dir, dataset = data.resolve(base.data_dir)
     all_words = data.list_categories(data_dir)

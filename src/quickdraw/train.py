@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..kit import configio
+from ..kit import configio, runs
 from ..kit.distribute import quiet_tensorflow
 from ..kit.fold_runner import EpochScore, FoldRun, fit_verbosity
 from ..kit.metrics import map_at_k_scores
+from . import data as qd_data
 from .config import COMPETITION, QDConfig
 from .data import TrainSet
 from .infer import predict_probs, top_k
@@ -27,7 +28,7 @@ def scores(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def setup_tf(cfg: QDConfig):
-    import tensorflow as tf
+    import tensorflow as tf  # TensorFlow starts here, on first use: after any feature workers forked
 
     tf.get_logger().setLevel("ERROR")          # one predict function per fold: retracing is expected
     if cfg.threads:
@@ -59,9 +60,9 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
             return run.finished_metrics()
         epochs, patience = plan
         quiet_tensorflow()
-        import keras
+        import keras  # TensorFlow starts here, on first use: after any feature workers forked
 
-        from . import models
+        from . import models  # imports Keras (TensorFlow is already up here)
 
         setup_tf(cfg)
 
@@ -116,9 +117,6 @@ def train_folds(cfg: QDConfig, data, folds: list[int], resume: bool = False, ove
     """Train `folds` of `data` (a QDData); with `resume`, each fold continues from its saved config
     (the flags given now on top). The drawings are read once per distinct selection (categories,
     cap, seed, fold count)."""
-    from ..kit import runs
-    from . import data as qd_data
-
     loaded: dict = {}
     results = []
     for k in folds:

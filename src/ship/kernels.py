@@ -23,7 +23,6 @@ import argparse
 import base64
 import glob
 import io
-import json
 import os
 import shutil
 import time
@@ -32,13 +31,13 @@ from typing import Callable
 
 import numpy as np
 
-from .. import __version__
-from . import client as kaggle_cli
-from .. import competitions
+from .. import __version__, competitions
 from ..kit import atomic, blend, foldfile, runs
 from ..kit.competition import Competition
+from ..kit.distribute import quiet_tensorflow
 from ..kit.errors import KitError, cli
 from ..kit.predict import ensemble_labels
+from . import client as kaggle_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TEMPLATES = os.path.join(REPO, "kernels")
@@ -102,10 +101,8 @@ def stage_dataset(comp: Competition, args) -> tuple[str, dict]:
                 "created": time.strftime("%Y-%m-%d %H:%M:%S")}
 
     def fill(tmp: str) -> None:
-        from ..kit.distribute import quiet_tensorflow
-
         quiet_tensorflow()
-        import keras
+        import keras  # TensorFlow starts here, on first use: after any feature workers forked
 
         for run, folds in found.items():
             entry = manifest["runs"][run] = {"folds": {}}

@@ -12,15 +12,16 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import subprocess
 import sys
 import time
 
 import numpy as np
 
 from .. import competitions
-from ..kit import runs
-from ..kit.competition import Competition
+from ..kit import foldfile, predict, runs
 from ..kit.atomic import read_json
+from ..kit.competition import Competition
 from ..kit.errors import KitError, cli, warn
 
 MANIFEST = "kit-manifest.json"
@@ -84,8 +85,6 @@ def checked(load):
 
 def _predict(comp: Competition, root: str) -> None:
     """The kit's own prediction (kit.predict) over the models dataset, every fold checked first."""
-    from ..kit import predict
-
     with stage("finding the data and the models"):
         folder, manifest = find_manifest(os.path.join(root, "input"), comp.slug)
         found = manifest_runs(folder, manifest)
@@ -113,9 +112,6 @@ def _predict(comp: Competition, root: str) -> None:
 def _train(comp: Competition, root: str, build: dict) -> None:
     """Train every fold with the build's flags on the competition data, then predict; the runs
     stay in <root>/working/work/ (the kernel's output)."""
-    import subprocess
-
-    from ..kit import foldfile
 
     os.chdir(os.path.join(root, "working"))
     data_dir = os.path.join(root, "input", comp.slug)
