@@ -3,7 +3,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="kaggle-audio-doodle-kit",
-    version="0.2.0",
+    version="0.3.0",
     description="Competition kit: Freesound Audio Tagging 2019 and Quick, Draw! with TensorFlow/Keras 3",
     packages=find_packages(include=["src", "src.*"]),
     python_requires=">=3.10",
