@@ -24,8 +24,9 @@ def open_data(data_dir: str | None) -> fat_data.FatData:
     return fat_data.load(FatConfig(data_dir=data_dir))
 
 
-def train_folds(cfg: FatConfig, data: fat_data.FatData, folds: list[int], resume: bool, overrides: dict) -> list[dict]:
-    return [train_fold(cfg, data, k, resume=resume, overrides=overrides) for k in folds]
+def train_folds(cfg: FatConfig, data: fat_data.FatData, folds: list[int], resume: bool, overrides: dict,
+                restart: bool = False) -> list[dict]:
+    return [train_fold(cfg, data, k, resume=resume, overrides=overrides, restart=restart) for k in folds]
 
 
 def load_model(fold: runs.Fold):
@@ -62,22 +63,24 @@ def check_test(data: fat_data.FatData, args: argparse.Namespace) -> None:
                        f"unreadable instead (they get the training label frequencies, up to --max-bad-test)")
 
 
-def test_features(configs: list[FatConfig], data: fat_data.FatData, fnames: list[str]):
-    """{feature key: FeatureSet} of the test clips, and {fname: why} for clips any config could not use."""
+def test_features(configs: list[FatConfig], data: fat_data.FatData, fnames: list[str],
+                  budget_bytes: float | None = None):
+    """{feature key: FeatureSet} of the test clips, and {fname: why} for clips any config could not use
+    (`budget_bytes`: how much of them to hold in RAM; default each config's --feature-ram-gb)."""
     feats, failed = {}, {}
     for cfg in configs:
         key = cfg.feature_key()
         if key not in feats:
             feats[key], bad = features.extract(cfg, data.name, "test", data.audio_dir("test"), fnames,
-                                               desc=f"features test ({key})")
+                                               desc=f"features test ({key})", budget_bytes=budget_bytes)
             failed.update(bad)
     return feats, failed
 
 
 def prepare_test(data: fat_data.FatData, found: dict, args: argparse.Namespace) -> None:
-    """The test clips' features, cached (score_test reads them back)."""
+    """The test clips' features, cached (score_test reads them back; none held in RAM here)."""
     test_features([configio.from_dict(FatConfig, f.config) for folds in found.values() for f in folds], data,
-                  data.sample_ids())
+                  data.sample_ids(), budget_bytes=0)
 
 
 def score_test(data: fat_data.FatData, found: dict, ensemble, load, args: argparse.Namespace):

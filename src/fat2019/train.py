@@ -112,7 +112,7 @@ def per_label_lwlrap(data: fat_data.FatData):
 
 
 def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool = False,
-               overrides: dict | None = None) -> dict:
+               overrides: dict | None = None, restart: bool = False) -> dict:
     """Train fold `fold`; with `resume`, continue from the fold's saved config (with `overrides`,
     the flags given now, on top), model, optimizer and state."""
     with FoldRun.open(fold_dir(cfg, data.name, fold), METRIC, cfg.strategy, resume, cfg.max_minutes) as run:
@@ -124,7 +124,7 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
         steps = cfg.steps_per_epoch or max(1, n_train // cfg.batch_size)
         plan = run.plan({**configio.to_dict(cfg), **run_meta(data, inputs.folds_sha1)}, steps, resume,
                         f"fold {fold}: train {n_train} clips ({inputs.n_noisy} noisy, --noisy {cfg.noisy}), validate "
-                        f"{len(inputs.val)} curated clips, skipped {len(inputs.skipped)} unusable")
+                        f"{len(inputs.val)} curated clips, skipped {len(inputs.skipped)} unusable", restart=restart)
         if plan is None:
             return run.finished_metrics()
         epochs, patience = plan

@@ -145,6 +145,7 @@ def run(comp, args: argparse.Namespace) -> int:
                     f"blend of {', '.join(fit_.names)}: per label")
     print(f"blend: out-of-fold {comp.metric_name} over {len(ids)} {comp.samples}: " +
           ", ".join(f"{k} {v:.4f}" for k, v in doc["scores"].items()))
-    how = "tuned" if list(fit_.weights) == list(fit_.tuned) else "equal: tuned weights did not beat them on held-out samples"
+    how = "tuned" if list(fit_.weights) == list(fit_.tuned) else \
+        "equal: tuned weights did not beat them on held-out samples"
     print(f"blend: weights {doc['weights']} ({how}) -> {path(root)}")
     return 0

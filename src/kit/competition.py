@@ -59,7 +59,7 @@ class Competition:
     metric: Callable[[np.ndarray, np.ndarray], float]                  # (truth, scores) -> score
     per_label: Callable[[np.ndarray, np.ndarray, list[str]], pd.Series]  # (truth, scores, labels)
     open_data: Callable[[str | None], Data]                             # --data-dir -> Data
-    train_folds: Callable[..., list[dict]]      # (cfg, data, folds, resume, overrides) -> metrics
+    train_folds: Callable[..., list[dict]]      # (cfg, data, folds, resume, overrides, restart=) -> metrics
     load_model: Callable[[Fold], Any]           # the fold's network rebuilt, its weights loaded
     reference_input: Callable[[dict], np.ndarray]  # fixed inputs a shipped fold must reproduce
     score_test: Callable[..., Iterator[TestChunk]]  # (data, found, ensemble, load, args)

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import configio, runs
 from .competition import Competition
-from .errors import cli, warn
+from .errors import KitError, cli, warn
 from .fold_runner import parse_folds
 
 
@@ -49,6 +49,9 @@ def parser(comp: Competition, doc: str) -> argparse.ArgumentParser:
     ap.add_argument("--fold", default="0", help="fold to validate on, or 'all' (default: 0)")
     ap.add_argument("--resume", action="store_true",
                     help="continue the fold from its last finished epoch (flags given now override its config)")
+    ap.add_argument("--restart", action="store_true",
+                    help="discard a fold's unfinished training and start it afresh (without it, a fold with "
+                         "committed unfinished epochs is refused: --resume continues it)")
     ap.add_argument("--config", default=None, help="start from this config.json (flags override it)")
     configio.add_config_args(ap, comp.config_cls)
     return ap
@@ -60,7 +63,9 @@ def run(comp: Competition, args: argparse.Namespace) -> int:
     cfg, given = epochs_rule(configio.from_args(cls, args, base), configio.given(cls, args))
     data = comp.open_data(cfg.data_dir)
     folds = parse_folds(args.fold, cfg.n_folds)
-    results = comp.train_folds(cfg, data, folds, args.resume, given)
+    if args.resume and args.restart:
+        raise KitError("--resume and --restart: choose one (continue the unfinished training, or discard it)")
+    results = comp.train_folds(cfg, data, folds, args.resume, given, restart=args.restart)
     for r in results:
         print(f"fold {r['fold']} {comp.metric_name} {r['score']:.4f}", flush=True)
     if len(folds) > 1:

@@ -38,12 +38,17 @@ import numpy as np
 import pandas as pd
 
 from . import atomic, distribute, lock, plots
-from .errors import KitError, kill_point, warn
+from .errors import KitError, kill_point
 
 # (plain name, stamped pattern): the checkpoints committed by state.json
 _LAST = ("last.keras", "last.e{:04d}.keras")
 _FINAL_STOPS = ("early", "perfect", "nan")     # stops that --resume does not train past
 _BEST = [("best.weights.h5", "best.e{:04d}.weights.h5"), ("oof.csv", "oof.e{:04d}.csv")]
+# Flags --resume may change: they change neither the network, nor its inputs, nor how it is scored.
+RESUME_SAFE = ("epochs", "patience", "max_minutes", "min_steps", "checkpoint_minutes", "workers", "feature_ram_gb",
+               "cache_dir", "work_dir", "data_dir", "jit", "strategy", "threads", "chunk_size")
+# What a fold records about its data beside the config (labels and folds hash are checked on their own).
+_META = ("labels", "folds_sha1", "label_prior", "kit_version", "dataset", "competition")
 
 
 @dataclass
@@ -117,12 +122,12 @@ class FoldRun:
                            "must take the same steps and stop at the same epoch)")
         return cls(final_dir, metric, chief=strategy != "multiworker" or distribute.is_chief())
 
-    def plan(self, config: dict, steps: int, resume: bool, what: str) -> tuple[int, int] | None:
+    def plan(self, config: dict, steps: int, resume: bool, what: str, restart: bool = False) -> tuple[int, int] | None:
         """(epochs, patience) for `steps` batches per epoch (see training_length), with the fold's
         folder prepared for them (begin) and `what` it trains on said with them; None when
         --resume finds the fold finished, said aloud."""
         epochs, patience = training_length(config["epochs"], steps, config["min_steps"], config["patience"])
-        if not self.begin(config, epochs, resume, must_match=("labels", "folds_sha1")):
+        if not self.begin(config, epochs, resume, must_match=("labels", "folds_sha1"), restart=restart):
             print(f"fold: already finished in {self.final} (--resume)", flush=True)
             return None
         why = (f" (--epochs {config['epochs']} stretched so that training takes at least --min-steps "
@@ -159,11 +164,14 @@ class FoldRun:
                 return atomic.read_json(os.path.join(d, "config.json"))
         return None
 
-    def begin(self, config: dict, epochs: int, resume: bool, must_match: tuple[str, ...] = ()) -> bool:
+    def begin(self, config: dict, epochs: int, resume: bool, must_match: tuple[str, ...] = (),
+              restart: bool = False) -> bool:
         """Prepare the partial folder; False when --resume finds the fold already finished.
 
         `config` (the config plus what it was trained on) is written to config.json; the keys in
-        `must_match` (labels, folds hash) must equal the saved fold's to resume it.
+        `must_match` (labels, folds hash) must equal the saved fold's to resume it, and only the
+        RESUME_SAFE fields may differ from its saved config. Without `resume`, unfinished progress
+        is refused unless `restart` discards it.
         """
         self.epochs = epochs
         source = self._resumable() if resume else None
@@ -175,6 +183,12 @@ class FoldRun:
             if differ:
                 raise KitError(f"cannot resume {source}: it was trained on other {' and '.join(differ)} than the "
                                f"data now; train it afresh (without --resume)")
+            changed = [k for k in config if k in saved and k not in RESUME_SAFE + _META and saved[k] != config[k]]
+            if changed:
+                flags = "; ".join(f"--{k.replace('_', '-')} {config[k]!r} (trained with {saved[k]!r})" for k in changed)
+                raise KitError(f"cannot resume {source} with {flags}: that changes the network, its inputs or its "
+                               f"scoring. Resume with the saved values (only {', '.join(RESUME_SAFE)} may change), "
+                               f"or train afresh under another --name (or --restart)")
             state = atomic.read_json(os.path.join(source, "state.json"))
             if source == self.final and (state.get("stopped") in _FINAL_STOPS or state["epoch"] >= epochs):
                 self.state = state
@@ -183,6 +197,7 @@ class FoldRun:
                 tmp = atomic.temp_name(self.partial)
                 os.remove(tmp)
                 shutil.copytree(self.final, tmp)
+                os.remove(os.path.join(tmp, "metrics.json"))  # the copy is unfinished until it finishes itself
                 shutil.rmtree(self.partial, ignore_errors=True)
                 os.replace(tmp, self.partial)
             self.resuming = True
@@ -195,11 +210,24 @@ class FoldRun:
                 self.history = [h for h in pd.read_csv(hist).to_dict("records") if h["epoch"] <= self.state["epoch"]]
         else:
             if os.path.exists(self.partial):
-                warn(f"discarding the unfinished fold in {self.partial} (--resume continues it instead)")
+                done = self._progress(self.partial)
+                if done and not restart:
+                    raise KitError(f"{self.partial} holds unfinished training ({done} epoch(s) committed): continue "
+                                   f"it with --resume, or discard it with --restart")
+                if done:
+                    print(f"restart: discarding {done} committed epoch(s) in {self.partial}", flush=True)
                 shutil.rmtree(self.partial)
             os.makedirs(self.partial)
         atomic.write_json(os.path.join(self.partial, "config.json"), config)
         return True
+
+    @staticmethod
+    def _progress(folder: str) -> int:
+        """Epochs committed in an unfinished folder (0: none, or nothing readable)."""
+        try:
+            return int(atomic.read_json(os.path.join(folder, "state.json")).get("epoch", 0))
+        except (OSError, ValueError):
+            return 0
 
     def _resumable(self) -> str | None:
         for d in (self.partial, self.final):

@@ -12,8 +12,10 @@ checked row by row (kit.submission) and written atomically.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
+from typing import Callable, ContextManager
 
 import numpy as np
 import pandas as pd
@@ -64,29 +66,63 @@ def bad_allowance(n: int, fraction: float) -> int:
     return max(1, int(np.floor(fraction * n + 1e-9)))
 
 
+def loaded(found: dict, load, strict: bool) -> tuple[dict, dict]:
+    """({run: folds whose model loads}, {fold key: model}): a fold whose weights do not fit its
+    config.json is left out and named (strict: refused), like any other untrusted fold."""
+    models, kept, bad = {}, {}, []
+    for run, folds in found.items():
+        for f in folds:
+            try:
+                models[f.path + f.weights] = load(f)
+            except Exception as e:   # noqa: BLE001 - whatever Keras raises on a mismatched file is this fold's fault
+                why = f"{e.__class__.__name__}: {str(e).strip()[:160]}"
+                if strict and isinstance(e, KitError):
+                    raise
+                if strict:
+                    raise KitError(f"run {run} fold {f.fold} ({f.path}): its model does not load ({why})") from e
+                bad.append(f"{run}/fold{f.fold} ({why})")
+                continue
+            kept.setdefault(run, []).append(f)
+    if bad:
+        warn(f"left out, their models do not load: {list_some(bad, 10)}")
+    if not kept:
+        raise KitError("no fold's model loads; retrain them")
+    return kept, models
+
+
 def write_submission(comp: Competition, data: Data, found: dict, weights: dict | None, fold_how: str, out: str,
-                     args: argparse.Namespace, load=None) -> pd.DataFrame:
-    """Score the test set with `found`, check the rows, write `out`; `load(fold)` builds a fold's
-    model (default comp.load_model; the kernel passes one that checks reference outputs)."""
+                     args: argparse.Namespace, load=None, strict: bool | None = None,
+                     stage: Callable[[str], ContextManager] = lambda what: contextlib.nullcontext()) -> pd.DataFrame:
+    """Score the test set with `found`, check the rows, write `out`. `load(fold)` builds a fold's
+    model (default comp.load_model; the kernel passes one that checks reference outputs, with
+    `strict` so that any failure stops it). Every model is loaded (and checked) before any test
+    sample is scored, after the competition's CPU work on the test inputs (comp.prepare_test:
+    its workers fork before TensorFlow starts). `stage(what)` times each step (the kernel's log)."""
     sample_ids = data.sample_ids()
+    n, k = len(sample_ids), sum(map(len, found.values()))
+    with stage(f"inputs of {n} test samples"):
+        comp.prepare_test(data, found, args)
+    with stage(f"loading{' and checking' if strict else ''} {k} fold(s)"):
+        found, models = loaded(found, load or comp.load_model, args.strict if strict is None else strict)
+    if weights:
+        weights = {n_: w for n_, w in weights.items() if n_ in found}
+        if sum(weights.values()) <= 0:
+            warn("the blend's weighted runs were left out: equal weights for the rest")
+            weights = None
     labels = ensemble_labels(found, data.labels)
     if len(labels) < 3 and comp.labels_subset_ok:
         raise KitError(f"the trained runs know only {len(labels)} of the data's classes; three guesses need 3")
-    models: dict = {}
-    load = load or comp.load_model
 
     def load_once(fold: runs.Fold):
-        key = fold.path + fold.weights
-        if key not in models:
-            models[key] = load(fold)
-        return models[key]
+        return models[fold.path + fold.weights]
 
     ids_all, scores_all, failed = [], [], {}
     ensemble = checked_ensemble(found, labels, weights, fold_how)
-    for ids, scores, bad in comp.score_test(data, found, ensemble, load_once, args):
-        ids_all += list(ids)
-        scores_all.append(np.asarray(scores, dtype=np.float64).reshape(len(ids), len(labels)))
-        failed.update(bad)
+    with stage(f"scoring {n} test samples with {sum(map(len, found.values()))} fold(s)"):
+        for ids, scores, bad in comp.score_test(data, found, ensemble, load_once, args):
+            ids_all += list(ids)
+            scores_all.append(np.asarray(scores, dtype=np.float64).reshape(len(ids), len(labels)))
+            failed.update(bad)
     allowed = bad_allowance(len(sample_ids), args.max_bad_test)
     if len(failed) > allowed:
         first = sorted(failed.items())[:5]

@@ -97,8 +97,9 @@ def per_label(truth: np.ndarray, scores: np.ndarray, labels: list[str]) -> pd.Se
     return s.rename(index=dict(enumerate(labels)))
 
 
-def train_folds(cfg: QDConfig, data: qd_data.QDData, folds: list[int], resume: bool, overrides: dict) -> list[dict]:
-    return train(cfg, data, folds, resume, overrides)
+def train_folds(cfg: QDConfig, data: qd_data.QDData, folds: list[int], resume: bool, overrides: dict,
+                restart: bool = False) -> list[dict]:
+    return train(cfg, data, folds, resume, overrides, restart)
 
 
 QUICKDRAW = Competition(

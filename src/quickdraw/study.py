@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..kit import atomic, configio
+from ..kit.cv import epochs_rule
 from ..kit.errors import KitError, cli, list_some
 from . import data
 from .config import MODELS, QDConfig
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
     if unknown or not models or not sizes:
         raise KitError(f"--models: unknown {list_some(unknown)}; choose from {', '.join(MODELS)}" if unknown
                        else "--models and --classes need at least one entry")
-    base = configio.from_args(QDConfig, args)
+    base, _ = epochs_rule(configio.from_args(QDConfig, args), configio.given(QDConfig, args))   # --epochs obeyed
 
     data_dir, dataset = data.resolve(base.data_dir)
     all_words = data.list_categories(data_dir)
@@ -120,7 +121,8 @@ def main(argv=None) -> int:
         for m in models:
             cfg = dataclasses.replace(base, classes=n, model=m)
             print(f"study: {n} categories, {m}", flush=True)
-            r = run_fold(cfg, ts, folds, sha1, FOLD, os.path.join(out, f"c{n}", m, f"fold{FOLD}"), dataset)
+            r = run_fold(cfg, ts, folds, sha1, FOLD, os.path.join(out, f"c{n}", m, f"fold{FOLD}"), dataset,
+                         restart=True)        # a study re-run retrains every cell
             rows.append({"classes": n, **{k: r[k] for k in ("model", "val_top1", "val_map3", "best_epoch",
                                                              "epochs_run", "n_train", "n_val", "train_seconds")}})
             df = pd.DataFrame(rows)

@@ -47,7 +47,7 @@ def run_meta(dataset: str, ts: TrainSet, folds_sha1: str) -> dict:
 
 
 def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fold: int, out_dir: str,
-             dataset: str, resume: bool = False) -> dict:
+             dataset: str, resume: bool = False, restart: bool = False) -> dict:
     """Train on every fold but `fold`, validate on `fold`; the fold's files go to out_dir."""
     with FoldRun.open(out_dir, METRIC, cfg.strategy, resume, cfg.max_minutes) as run:
         tr, va = np.nonzero(folds != fold)[0], np.nonzero(folds == fold)[0]
@@ -55,7 +55,7 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
         steps = max(1, -(-len(tr) // cfg.batch_size))
         plan = run.plan({**configio.to_dict(cfg), **run_meta(dataset, ts, folds_sha1)}, steps, resume,
                         f"fold {fold}: {cfg.run_name} ({cfg.model}), train {len(tr)}, validation {len(va)} drawings, "
-                        f"{n_classes} categories")
+                        f"{n_classes} categories", restart=restart)
         if plan is None:
             return run.finished_metrics()
         epochs, patience = plan
@@ -112,8 +112,8 @@ def per_word_map3(words: list[str], truth: dict[str, int]):
     return score
 
 
-def train_folds(cfg: QDConfig, data, folds: list[int], resume: bool = False, overrides: dict | None = None
-                ) -> list[dict]:
+def train_folds(cfg: QDConfig, data, folds: list[int], resume: bool = False, overrides: dict | None = None,
+                restart: bool = False) -> list[dict]:
     """Train `folds` of `data` (a QDData); with `resume`, each fold continues from its saved config
     (the flags given now on top). The drawings are read once per distinct selection (categories,
     cap, seed, fold count)."""
@@ -130,5 +130,5 @@ def train_folds(cfg: QDConfig, data, folds: list[int], resume: bool = False, ove
             ts = qd_data.load_train(data.root, fold_cfg.classes, fold_cfg.per_class, fold_cfg.seed, fold_cfg.chunk_size)
             loaded[key] = (ts, *qd_data.load_folds(data.name, ts, fold_cfg.n_folds, fold_cfg.seed))
         ts, fold_of, sha1 = loaded[key]
-        results.append(run_fold(fold_cfg, ts, fold_of, sha1, k, out, data.name, resume))
+        results.append(run_fold(fold_cfg, ts, fold_of, sha1, k, out, data.name, resume, restart))
     return results
