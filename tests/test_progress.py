@@ -22,7 +22,7 @@ class FakeTTY(io.StringIO):
 
 def test_plain_one_line_per_tenth_and_no_carriage_returns():
     s, clock = io.StringIO(), Clock()
-    with progress(total=100, desc="features train", unit="clip", stream=s, clock=clock) as bar:
+    with progress(total=100, desc="features train", unit="clip", stream=s, clock=clock, min_seconds=0) as bar:
         for _ in range(100):
             clock.t += 0.01
             bar.update()
@@ -39,7 +39,7 @@ def test_plain_one_line_per_tenth_and_no_carriage_returns():
 
 def test_plain_is_the_default_off_a_terminal():
     s = io.StringIO()
-    bar = progress(total=10, desc="x", stream=s, clock=Clock())
+    bar = progress(total=10, desc="x", stream=s, clock=Clock(), min_seconds=0)
     assert isinstance(bar, progress_mod.PlainProgress)
     bar.update(10)
     bar.close()
@@ -48,7 +48,7 @@ def test_plain_is_the_default_off_a_terminal():
 
 def test_time_based_line_with_unknown_total():
     s, clock = io.StringIO(), Clock()
-    bar = progress(desc="reading", unit="row", stream=s, every_seconds=30.0, clock=clock)
+    bar = progress(desc="reading", unit="row", stream=s, every_seconds=30.0, clock=clock, min_seconds=0)
     for _ in range(5):
         clock.t += 10
         bar.update(3)
@@ -76,7 +76,7 @@ def test_time_based_line_between_fractions_and_monkeypatched_monotonic(monkeypat
 def test_iteration_yields_every_item_and_closes():
     s = io.StringIO()
     items = list(range(37))
-    got = [x for x in progress(items, desc="it", stream=s, clock=Clock())]
+    got = [x for x in progress(items, desc="it", stream=s, clock=Clock(), min_seconds=0)]
     assert got == items
     lines = s.getvalue().splitlines()
     assert lines[-1] == "it: done, 37 it in 0.0s"
@@ -85,7 +85,7 @@ def test_iteration_yields_every_item_and_closes():
 
 def test_iteration_over_a_generator_with_a_total():
     s = io.StringIO()
-    got = list(progress((x * 2 for x in range(20)), total=20, stream=s, clock=Clock()))
+    got = list(progress((x * 2 for x in range(20)), total=20, stream=s, clock=Clock(), min_seconds=0))
     assert got == [x * 2 for x in range(20)]
     assert s.getvalue().splitlines()[-1] == "done, 20 it in 0.0s"  # no desc: no "desc: " prefix
 
@@ -114,7 +114,7 @@ def test_disable_prints_nothing_on_any_stream():
 
 def test_set_postfix_str_in_plain_mode():
     s = io.StringIO()
-    bar = progress(total=2, desc="fit", stream=s, clock=Clock())
+    bar = progress(total=2, desc="fit", stream=s, clock=Clock(), min_seconds=0)
     bar.set_postfix_str("loss 0.5")
     bar.update(2)
     bar.close()
@@ -123,7 +123,7 @@ def test_set_postfix_str_in_plain_mode():
 
 def test_close_twice_prints_done_once():
     s = io.StringIO()
-    bar = progress(total=1, stream=s, clock=Clock())
+    bar = progress(total=1, stream=s, clock=Clock(), min_seconds=0)
     bar.update()
     bar.close()
     bar.close()
@@ -152,3 +152,15 @@ def test_plain_forced_on_a_terminal():
     bar.update()
     bar.close()
     assert "\r" not in tty.getvalue() and tty.getvalue().endswith("p: done, 1 it in 0.0s\n")
+
+
+def test_short_work_prints_only_its_done_line():
+    """Lines at least min_seconds apart: a 10-clip job done in a second says so once, not ten times."""
+    s = io.StringIO()
+    t = [0.0]
+    bar = progress(total=10, desc="features", unit="clip", stream=s, clock=lambda: t[0])
+    for _ in range(10):
+        t[0] += 0.05
+        bar.update(1)
+    bar.close()
+    assert s.getvalue().splitlines() == ["features: done, 10 clip in 0.5s"]

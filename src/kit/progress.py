@@ -55,7 +55,7 @@ class PlainProgress:
 
     def __init__(self, iterable: Optional[Iterable[Any]], total: Optional[float], desc: str, unit: str,
                  stream: TextIO, every_fraction: Optional[float], every_seconds: Optional[float],
-                 disable: bool, clock: Callable[[], float]):
+                 disable: bool, clock: Callable[[], float], min_seconds: float = 0.0):
         self.iterable = iterable
         self.total = total
         self.desc = desc or ""
@@ -63,6 +63,7 @@ class PlainProgress:
         self.stream = stream
         self.every_fraction = every_fraction if every_fraction and every_fraction > 0 else None
         self.every_seconds = every_seconds
+        self.min_seconds = min_seconds
         self.disable = disable
         self.clock = clock
         self.n = 0
@@ -95,7 +96,7 @@ class PlainProgress:
         due = self.every_seconds is not None and now - self.last_line >= self.every_seconds
         if self.every_fraction is not None and self.total is not None and self.total > 0:
             step = math.floor(self.n / (self.total * self.every_fraction) + 1e-9)
-            if step > self._step:
+            if step > self._step and now - self.last_line >= self.min_seconds:
                 self._step = step
                 due = True
         if due:
@@ -132,11 +133,12 @@ class PlainProgress:
 def progress(iterable: Optional[Iterable[Any]] = None, *, total: Optional[float] = None, desc: str = "",
              unit: str = "it", stream: Optional[TextIO] = None, plain: Optional[bool] = None,
              every_fraction: Optional[float] = 0.1, every_seconds: Optional[float] = 30.0,
-             disable: bool = False, clock: Optional[Callable[[], float]] = None) -> Bar:
+             disable: bool = False, clock: Optional[Callable[[], float]] = None, min_seconds: float = 1.0) -> Bar:
     """A progress bar over `iterable` (or driven by `.update(n)`) writing to `stream` (default
     sys.stderr). `plain=None` draws tqdm's bar when the stream is a terminal and plain lines
     otherwise; True forces plain lines, False forces tqdm. `disable` prints nothing at all.
-    `total` defaults to len(iterable) when it has one. `clock` (default time.monotonic) is for tests."""
+    `total` defaults to len(iterable) when it has one. `min_seconds`: plain lines at least this far
+    apart (short work prints its `done` line only). `clock` (default time.monotonic) is for tests."""
     if stream is None:
         stream = sys.stderr
     if total is None and iterable is not None:
@@ -149,6 +151,6 @@ def progress(iterable: Optional[Iterable[Any]] = None, *, total: Optional[float]
         plain = not _isatty(stream)
     if plain or disable:
         return PlainProgress(iterable, total, desc, unit, stream, every_fraction, every_seconds, disable,
-                             clock or time.monotonic)
+                             clock or time.monotonic, min_seconds)
 
     return tqdm(iterable, total=total, desc=desc, unit=unit, file=stream, leave=False)
