@@ -6,29 +6,84 @@ minute compiling with numba, which a 3-minute first run cannot afford. Results m
 """
 from __future__ import annotations
 
+import errno
+import os
+import struct
+
 import numpy as np
 import soundfile as sf
 import soxr
 
 BLOCK = 1 << 20          # samples per channel decoded at a time: a long stereo clip is never held twice
+SF_ERR_SYSTEM = 2        # libsndfile's code for a failure of the operating system (open, read, seek)
+WAV_FORMATS = ("WAV", "WAVEX", "RF64")
+FRAME_ALIGNED = (0x0001, 0x0003, 0x0006, 0x0007, 0xFFFE)   # PCM, float, A-law, mu-law, extensible: block align = a frame
 
 
 class BadClip(Exception):
-    """A clip that cannot be used: unreadable, empty, silent or not finite. The message says which."""
+    """A clip whose content cannot be used: undecodable, truncated, empty, silent or not finite.
+    The message says which. Faults of the run instead (MemoryError, OSError) are not BadClip:
+    they say nothing about the clip, so callers must not remember them."""
+
+
+def _wav_shortfall(path: str, frames_held: int) -> tuple[int, int] | None:
+    """(frames the header declares, frames the file holds) when a RIFF/RIFX/RF64 WAV's data chunk
+    runs past the end of the file, else None. libsndfile silently shortens such a clip to what is
+    there (its `frames` already counts only that), so the declared size is read here."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX", b"RF64") or head[8:12] != b"WAVE":
+            return None
+        order = ">" if head[:4] == b"RIFX" else "<"
+        pos, align, tag, ds64 = 12, 0, 0, None
+        while pos + 8 <= size:
+            f.seek(pos)
+            cid, n = struct.unpack(order + "4sI", f.read(8))
+            if cid == b"ds64":
+                ds64 = struct.unpack("<Q", f.read(16)[8:16])[0]
+            elif cid == b"fmt ":
+                tag, _, _, _, align = struct.unpack(order + "HHIIH", f.read(14))
+            elif cid == b"data":
+                if n == 0xFFFFFFFF and ds64 is not None:
+                    n = ds64
+                held = size - pos - 8
+                if n in (0, 0xFFFFFFFF) or n <= held or not align:   # whole, or streamed with an unknown size
+                    return None
+                if tag in FRAME_ALIGNED:
+                    return n // align, held // align
+                return frames_held * n // max(held, 1), frames_held          # compressed: scaled by bytes
+            pos += 8 + n + (n & 1)
+    return None
 
 
 def read_audio(path: str, sample_rate: int) -> np.ndarray:
     """Decode, down-mix to mono (block by block) and resample. soundfile reads 8/16/24/32-bit,
-    float and FLAC."""
+    float and FLAC.
+
+    Raises BadClip for the content (the decoder rejects it, it is truncated, empty or not finite);
+    MemoryError and OSError (libsndfile's "System error" included) pass through: they are faults of
+    the machine, and the clip may well decode on another try."""
     try:
         with sf.SoundFile(path) as f:
-            sr, parts = f.samplerate, []
+            sr, declared, parts = f.samplerate, f.frames, []
+            short = _wav_shortfall(path, f.frames) if f.format in WAV_FORMATS else None
+            if short:
+                raise BadClip("truncated: header says %d frames, file holds %d" % short)
             for block in f.blocks(blocksize=BLOCK, dtype="float32", always_2d=False):
                 # mono blocks come 1-D; a matrix-vector product averages channels ~10x faster than mean(axis=1)
                 parts.append(block if block.ndim == 1 else block @ np.full(block.shape[1], 1 / block.shape[1], np.float32))
-    except MemoryError:
-        raise BadClip("too large to decode in the memory available") from None
-    except Exception as e:  # soundfile raises several types (LibsndfileError, RuntimeError, ...)
+            got = sum(p.shape[0] for p in parts)
+            # Other formats can stop short of their header's count without an error (MP3's count is an estimate).
+            if f.seekable() and f.format != "MPEG" and got < declared:
+                raise BadClip(f"truncated: header says {declared} frames, file holds {got}")
+    except (BadClip, MemoryError, OSError):
+        raise
+    except sf.LibsndfileError as e:
+        if e.code == SF_ERR_SYSTEM:
+            raise OSError(errno.EIO, f"system error decoding {path}: {str(e).strip()[:120]}") from None
+        raise BadClip(f"unreadable ({e.__class__.__name__}: {str(e).strip()[:120]})") from None
+    except Exception as e:  # soundfile raises several types (RuntimeError, ValueError, ...)
         raise BadClip(f"unreadable ({e.__class__.__name__}: {str(e).strip()[:120]})") from None
     x = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     if x.size == 0:

@@ -3,9 +3,12 @@
 Cache entry: cache/<dataset>/<feature key>/<subset>/<fname>.<size>-<mtime_ns>.npy, float16,
 (n_features, frames). The feature key hashes every feature parameter; the entry name keeps the
 clip's extension (x.wav and x.flac are two entries) and its source's size and modification time,
-so a replaced clip is recomputed, never served stale. A clip that cannot be used gets a `.bad`
-entry holding the reason (retried when the file changes). An unreadable entry (a crash mid-write
-on a filesystem without atomic rename, a disk error) is recomputed, not fatal.
+so a replaced clip is recomputed, never served stale. A clip whose content cannot be used
+(undecodable, truncated, empty, silent, not finite) gets a `.bad` entry holding the reason (retried
+when the file changes). A fault of the run instead (out of memory, an I/O error, a worker killed by
+the OOM killer or a crashing decoder) is never cached: the clip is retried once, alone in a fresh
+process, and if that fails too it is skipped for this run only. An unreadable entry (a crash
+mid-write on a filesystem without atomic rename, a disk error) is recomputed, not fatal.
 
 The spectrogram is numpy's FFT over frames plus a Slaney mel filterbank, equal to
 `librosa.feature.melspectrogram` (tested) but without its numba compilation (about a minute in a
@@ -13,10 +16,15 @@ fresh process) and computed in blocks of frames, so a 10-minute clip never holds
 """
 from __future__ import annotations
 
+import errno
 import functools
+import multiprocessing
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
+import signal
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import scipy.fft
@@ -114,29 +122,148 @@ def entry_base(cfg: FatConfig, dataset: str, subset: str, fname: str, src: str) 
     return os.path.join(cfg.cache_dir, dataset, cfg.feature_key(), subset, f"{fname}.{st.st_size}-{st.st_mtime_ns}")
 
 
-def _extract_one(job: tuple[str, str, FatConfig]) -> str | None:
-    """Worker: compute and cache one clip; returns why it is unusable, or None.
+BAD, RETRY, ERROR = "bad", "retry", "error"   # outcomes besides None (cached features)
+FAULT_ENV = "FAT_FEATURE_FAULT"
 
-    Any failure is the clip's outcome, never the run's: a decoder crash, non-finite samples or
-    running out of memory on a huge clip all end in a `.bad` entry naming the reason.
+
+def _injected_fault(src: str) -> None:
+    """Test hook, read from the environment so that spawned workers see it too:
+    FAT_FEATURE_FAULT="kill:a.wav,memory:b.wav,eio:c.wav" makes computing that clip kill its worker
+    (SIGKILL, as the OOM killer does; never the main process), raise MemoryError, or raise EIO."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    for item in spec.split(","):
+        kind, _, name = item.partition(":")
+        if name != os.path.basename(src):
+            continue
+        if kind == "kill" and multiprocessing.parent_process() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif kind == "memory":
+            raise MemoryError()
+        elif kind == "eio":
+            raise OSError(errno.EIO, os.strerror(errno.EIO), src)
+
+
+def _extract_one(job: tuple[str, str, FatConfig]) -> tuple[str, str] | None:
+    """Worker: compute and cache one clip. Returns None when cached, else (kind, why):
+
+    BAD: the content is unusable (BadClip: undecodable, truncated, empty, silent, not finite);
+    cached as `.bad`, since computing it again gives the same answer.
+    RETRY: a fault of this run, not of the clip (MemoryError, OSError: EIO, ENOMEM, a full disk);
+    not cached, since a `.bad` entry would make training skip the clip and the test row get
+    priors until the file changes. The caller retries it once alone.
+    ERROR: anything else (a bug, most likely): not cached, so a fixed version computes it.
     """
     src, base, cfg = job
     try:
+        _injected_fault(src)
         feat = compute(src, cfg)
         if not np.isfinite(feat).all():
             raise BadClip("features are not finite")
         atomic.save_npy(base + ".npy", feat.astype(np.float16))
+        if os.path.exists(base + ".bad"):
+            os.remove(base + ".bad")              # an entry an older version cached for a fault of its run
     except BadClip as e:
-        why = str(e)
+        try:
+            atomic.write_text(base + ".bad", str(e))
+        except OSError:
+            pass                  # not remembered: the next run decodes it again and finds the same
+        return BAD, str(e)
     except MemoryError:
-        why = "out of memory while computing its features"
-    except Exception as e:   # noqa: BLE001 - whatever a decoder or resampler raises is this clip's problem
-        why = f"failed ({e.__class__.__name__}: {str(e).strip()[:120]})"
-    else:
-        why = None
-    if why is not None:
-        atomic.write_text(base + ".bad", why)
-    return why
+        return RETRY, "out of memory while computing its features"
+    except OSError as e:
+        return RETRY, f"I/O error while computing its features ({e.__class__.__name__}: {str(e).strip()[:120]})"
+    except Exception as e:   # noqa: BLE001 - one clip's failure is that clip's outcome, not the run's
+        return ERROR, f"failed ({e.__class__.__name__}: {str(e).strip()[:120]})"
+    return None
+
+
+def _mp_context():
+    """fork is cheapest (workers inherit the imported modules), but forking a process in which
+    TensorFlow's thread pools run can leave the child waiting forever on a lock held by a thread
+    that was not copied: once TensorFlow is imported, spawn (about 1 s of imports per worker)."""
+    if "tensorflow" in sys.modules:
+        return multiprocessing.get_context("spawn")
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else None)
+
+
+def _died(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (the out-of-memory killer?)" if -exitcode == signal.SIGKILL else ""
+        return f"its worker process was killed by {name}{hint} while computing its features"
+    return f"its worker process died (exit code {exitcode}) while computing its features"
+
+
+def _alone_main(job, conn) -> None:
+    _one_blas_thread()
+    conn.send([_extract_one(job)])
+    conn.close()
+
+
+def _run_alone(job: tuple[str, str, FatConfig], ctx) -> tuple[str, str] | None:
+    """One clip in a fresh process of its own, with the machine to itself: a clip that ran out of
+    memory beside others may fit alone, and one that kills its process costs only itself."""
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_alone_main, args=(job, send), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        answer = recv.recv()[0]
+    except EOFError:                          # died before answering
+        proc.join()
+        return RETRY, _died(proc.exitcode)
+    finally:
+        recv.close()
+    proc.join()
+    return answer
+
+
+def _outcomes(jobs: list, workers: int, ctx):
+    """Yield (index, outcome) for every job: first all in this process (workers == 1) or a pool,
+    then, one at a time in a fresh process, those that hit a fault of the run or were in flight
+    when a worker died (a broken pool fails every unfinished task, and which one killed it is
+    unknown). A pool's dispatched tasks are a prefix of those submitted, at most 2 per worker + 1
+    (one running per worker, the call queue holding workers + 1), so the first that many unreceived
+    are the suspects; the rest go on in a new pool."""
+    alone, pending = [], list(range(len(jobs)))
+    if workers <= 1:
+        for i in pending:
+            out = _extract_one(jobs[i])
+            if out is not None and out[0] == RETRY:
+                alone.append(i)
+            else:
+                yield i, out
+        pending = []
+    while pending:
+        n = min(workers, len(pending))
+        received = set()
+        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_one_blas_thread) as pool:
+            futures = {pool.submit(_extract_one, jobs[i]): i for i in pending}
+            for fut in as_completed(futures):
+                try:
+                    out = fut.result()
+                except BrokenProcessPool:
+                    continue
+                i = futures[fut]
+                received.add(i)
+                if out is not None and out[0] == RETRY:
+                    alone.append(i)
+                else:
+                    yield i, out
+        lost = [i for i in pending if i not in received]
+        alone += lost[:2 * n + 1]
+        pending = lost[2 * n + 1:]
+    for i in sorted(alone):
+        out = _run_alone(jobs[i], ctx)
+        if out is not None and out[0] == RETRY:
+            out = RETRY, out[1] + " (not cached: retried once)"
+        yield i, out
 
 
 def _one_blas_thread() -> None:
@@ -162,8 +289,14 @@ def _read_entry(base: str) -> np.ndarray | str | None:
             return None
     if os.path.exists(base + ".bad"):
         with open(base + ".bad", encoding="utf-8") as f:
-            return f.read().strip() or "unusable"
+            why = f.read().strip() or "unusable"
+        return None if _RUN_FAULT.match(why) else why
     return None
+
+
+# Reasons that versions before faults were told apart cached for faults of the run, not the clip
+# (memory, I/O, any exception): such an entry is recomputed, not trusted.
+_RUN_FAULT = re.compile(r"out of memory|too large to decode|failed \(|unreadable \(LibsndfileError: .*System error")
 
 
 class FeatureSet:
@@ -247,22 +380,19 @@ def extract(cfg: FatConfig, dataset: str, subset: str, audio_dir: str, fnames: l
     if todo:
         os.makedirs(os.path.dirname(todo[0][1]), exist_ok=True)
         atomic.clean_stale(os.path.dirname(todo[0][1]))
-        workers = min(cfg.workers or usable_cpus(), len(todo))
+        # Not capped by len(todo): one clip left is still computed in a worker, since the clip a
+        # rerun has left may be the one that kills its process.
+        workers = cfg.workers or usable_cpus()
         label = desc or f"features {subset}"
-        if workers > 1:
-            # Fork before TensorFlow starts its threads: callers extract first, import TF after.
-            with ProcessPoolExecutor(workers, initializer=_one_blas_thread) as pool:
-                results = list(progress(pool.map(_extract_one, todo, chunksize=4), total=len(todo), desc=label,
-                                        unit="clip"))
-        else:
-            results = [_extract_one(j) for j in progress(todo, desc=label, unit="clip")]
+        results = dict(progress(_outcomes(todo, workers, _mp_context()), total=len(todo), desc=label, unit="clip"))
         current = {}
-        for f, (src, base, _), why in zip(todo_names, todo, results):
+        for i, (f, (src, base, _)) in enumerate(zip(todo_names, todo)):
             current[f] = os.path.basename(base)
-            if why is None:
+            if results[i] is None:
                 entries[f] = base + ".npy"
             else:
-                failed[f] = why
+                kind, why = results[i]
+                failed[f] = why + " (not cached)" if kind == ERROR else why
         _prune(os.path.dirname(todo[0][1]), current)
     ok = [f for f in fnames if f in entries]
     budget = cfg.feature_ram_gb * 2**30 if budget_bytes is None else budget_bytes
