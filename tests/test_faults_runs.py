@@ -121,3 +121,49 @@ def test_predict_leaves_out_a_fold_whose_weights_do_not_fit_its_config(tiny, cap
     assert "2 fold(s)" in capsys.readouterr().out.splitlines()[-2]
     assert predict.main(["--data-dir", "fat", "--strict", "--out", "strict.csv"]) != 0
     assert not os.path.exists("strict.csv")
+
+
+def test_a_kill_inside_an_epoch_resumes_from_its_last_checkpoint_exactly(tiny, capsys):
+    """--checkpoint-minutes: a checkpoint after every batch here; killed after batch 1 of epoch 2,
+    the fold resumes at batch 2 and ends with the weights of an uninterrupted run."""
+    import keras
+
+    flags = cv_flags("--epochs", "3", "--checkpoint-minutes", "1e-9")
+    assert cv.main(flags + ["--name", "whole"]) == 0
+    killed(flags + ["--name", "cut"], "after-step-state-2-1")
+    state = json.load(open(one("work/fat-*/cut/fold0.partial/state.json")))
+    assert (state["epoch"], state["step"]) == (1, 1)
+    capsys.readouterr()
+    assert cv.main(flags + ["--name", "cut", "--resume"]) == 0
+    assert "resume: epoch 2 from batch 2 of 2" in capsys.readouterr().out
+    whole, cut = (keras.models.load_model(one(f"work/fat-*/{n}/fold0/last.keras"), compile=False) for n in ("whole", "cut"))
+    for a, b in zip(whole.get_weights(), cut.get_weights()):
+        assert (a == b).all()
+    assert json.load(open(one("work/fat-*/cut/fold0/state.json")))["epoch"] == 3
+
+
+class Clock:
+    """fold_runner's `time`: a minute passes at every reading, so --max-minutes runs out at a known batch."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def time(self) -> float:
+        self.t += 60.0
+        return self.t
+
+
+def test_max_minutes_is_checked_inside_the_epoch(tiny, capsys):
+    # readings: start 1 min; epoch 1 begins 2, its batch 1 ends 3, it ends 4 and 5 (3 < 4.5 min since
+    # the start: go on); epoch 2 begins 6, its batch 1 ends 7: 6 > 4.5 min, so the fold stops there.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("src.kit.fold_runner.time", Clock())
+        assert cv.main(cv_flags("--epochs", "2", "--max-minutes", "4.5", "--checkpoint-minutes", "0")) == 0
+    assert "--max-minutes 4.5 reached inside epoch 2, after batch 1 of 2" in capsys.readouterr().out
+    final = one("work/fat-*/cnn/fold0")
+    state = json.load(open(os.path.join(final, "state.json")))
+    assert (state["epoch"], state["step"], state["stopped"]) == (1, 1, "time")
+    assert json.load(open(os.path.join(final, "metrics.json")))["stopped"] == "time"
+    assert cv.main(cv_flags("--epochs", "2", "--resume")) == 0
+    assert "resume: epoch 2 from batch 2 of 2" in capsys.readouterr().out
+    assert json.load(open(os.path.join(final, "state.json")))["epoch"] == 2

@@ -30,10 +30,11 @@ def epoch_batches(pool: np.ndarray, steps: int, batch_size: int, rng: np.random.
 
 
 def training_batches(feats: FeatureSet, y: np.ndarray, weights: np.ndarray, noisy: np.ndarray, cfg: FatConfig,
-                     seed: int, start_epoch: int, steps: int, curated_only_from: int | None = None
-                     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                     seed: int, start_epoch: int, steps: int, curated_only_from: int | None = None,
+                     start_step: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Endless (x, y, w) batches, `steps` per epoch from `start_epoch` on, each epoch drawn from
-    its own seed (so a resumed fold sees what an uninterrupted one would have). From epoch
+    its own seed (so a resumed fold sees what an uninterrupted one would have; `start_step` batches
+    of the first epoch are drawn and dropped, for a checkpoint inside it). From epoch
     `curated_only_from` on only curated clips are drawn (--noisy finetune).
 
     x: (B, features, crop_frames, 1); y: (B, labels + 1), the last column saying how noisy the
@@ -45,7 +46,7 @@ def training_batches(feats: FeatureSet, y: np.ndarray, weights: np.ndarray, nois
     for epoch in itertools.count(start_epoch):
         rng = np.random.default_rng([seed, epoch])
         late = curated_only_from is not None and epoch >= curated_only_from
-        for idx in epoch_batches(curated if late else everyone, steps, bs, rng):
+        for i, idx in enumerate(epoch_batches(curated if late else everyone, steps, bs, rng)):
             x = np.stack([crop(feats, j, n, rng, cfg.pad).astype(np.float32) for j in idx])
             if cfg.spec_augment:
                 x = np.stack([transforms.spec_augment(c, rng) for c in x])
@@ -54,11 +55,13 @@ def training_batches(feats: FeatureSet, y: np.ndarray, weights: np.ndarray, nois
             yb, wb = target[idx], weights[idx]
             if cfg.mixup_alpha > 0:
                 x, yb, wb = transforms.mixup(x, yb, wb, cfg.mixup_alpha, rng)
+            if epoch == start_epoch and i < start_step:
+                continue                # drawn all the same: the epoch's random stream stays in step
             yield x[..., None].astype(np.float32), yb.astype(np.float32), wb.astype(np.float32)
 
 
 def training_dataset(feats: FeatureSet, y, weights, noisy, cfg: FatConfig, seed: int, start_epoch: int, steps: int,
-                     curated_only_from: int | None = None):
+                     curated_only_from: int | None = None, start_step: int = 0):
     import tensorflow as tf  # TensorFlow starts here, on first use: after any feature workers forked
 
     f, c = cfg.n_features, y.shape[1] + 1
@@ -66,7 +69,8 @@ def training_dataset(feats: FeatureSet, y, weights, noisy, cfg: FatConfig, seed:
            tf.TensorSpec((cfg.batch_size, c), tf.float32),
            tf.TensorSpec((cfg.batch_size,), tf.float32))
     return generator_dataset(
-        lambda: training_batches(feats, y, weights, noisy, cfg, seed, start_epoch, steps, curated_only_from), sig)
+        lambda: training_batches(feats, y, weights, noisy, cfg, seed, start_epoch, steps, curated_only_from,
+                                 start_step), sig)
 
 
 def window_chunks(feats, cfg: FatConfig, tta: int = 1, max_windows: int = 2048

@@ -151,13 +151,16 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
             return EpochScore(lwlrap(inputs.y_val, scores), oof)
 
         curated_only_from = epochs - cfg.finetune_epochs if cfg.noisy == "finetune" else None
-        callbacks = [run.callback(evaluate, patience, cfg.max_minutes, seed, best_possible=1.0),   # lwlrap <= 1
+        callbacks = [run.callback(evaluate, patience, cfg.max_minutes, seed, best_possible=1.0,   # lwlrap <= 1
+                                  steps=steps, checkpoint_minutes=cfg.checkpoint_minutes),
                      keras.callbacks.TerminateOnNaN()]
+
+        def dataset_from(epoch: int, step: int):
+            return training_dataset(inputs.train, inputs.y_train, inputs.weights, inputs.noisy, cfg, seed, epoch, steps,
+                                    curated_only_from, start_step=step)
+
         for phase_end in _phases(cfg, run, epochs):
-            ds = training_dataset(inputs.train, inputs.y_train, inputs.weights, inputs.noisy, cfg, seed,
-                                  run.epoch, steps, curated_only_from)
-            model.fit(ds, epochs=min(phase_end, run.last_epoch), initial_epoch=run.epoch, steps_per_epoch=steps, shuffle=False,
-                      callbacks=callbacks, verbose=fit_verbosity())
+            run.fit(model, dataset_from, steps, callbacks, min(phase_end, run.last_epoch), fit_verbosity())
             if phase_end < epochs and run.epoch < epochs and run.state["stopped"] in (None, "early"):
                 with strategy.scope():
                     names = models.unfreeze(model, cfg.unfreeze)

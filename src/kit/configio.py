@@ -30,8 +30,11 @@ class RunConfig:
     name: str = field("", "run name: outputs go to WORK_DIR/<dataset>/<name>/ (default: the model), so variants "
                           "of one model are kept, and ensembled, as separate runs")
     work_dir: str = field("work", "root of run outputs: WORK_DIR/<dataset>/<name>/fold<K>/")
-    max_minutes: float = field(0.0, "stop a fold after this many minutes (kept as finished; --resume continues; "
-                                    "0 = no limit)")
+    max_minutes: float = field(0.0, "stop a fold after this many minutes, checked after every batch (kept as "
+                                    "finished; --resume continues; 0 = no limit)")
+    checkpoint_minutes: float = field(10.0, "inside an epoch, commit a checkpoint every this many minutes, so a kill "
+                                            "loses at most that much training (--resume continues from it); 0 = at "
+                                            "epoch ends only")
     strategy: str = field("default", "tf.distribute strategy: default (one device), mirrored (every local GPU), "
                                      "multiworker (several machines, TF_CONFIG), tpu",
                           ["default", "mirrored", "multiworker", "tpu"])

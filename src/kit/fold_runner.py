@@ -41,7 +41,7 @@ from . import atomic, distribute, lock, plots
 from .errors import KitError, kill_point
 
 # (plain name, stamped pattern): the checkpoints committed by state.json
-_LAST = ("last.keras", "last.e{:04d}.keras")
+_LAST = ("last.keras", "last.e{:04d}.s{:06d}.keras")     # epochs done, batches done into the next
 _FINAL_STOPS = ("early", "perfect", "nan")     # stops that --resume does not train past
 _BEST = [("best.weights.h5", "best.e{:04d}.weights.h5"), ("oof.csv", "oof.e{:04d}.csv")]
 # Flags --resume may change: they change neither the network, nor its inputs, nor how it is scored.
@@ -72,7 +72,7 @@ def training_length(epochs: int, steps_per_epoch: int, min_steps: int, patience:
 
 
 def fresh_state() -> dict:
-    return {"epoch": 0, "best": -math.inf, "best_epoch": 0, "wait": 0, "stopped": None, "done": False,
+    return {"epoch": 0, "step": 0, "best": -math.inf, "best_epoch": 0, "wait": 0, "stopped": None, "done": False,
             "seconds": 0.0}
 
 
@@ -237,14 +237,14 @@ class FoldRun:
         return None
 
     def _settle(self) -> None:
-        """Give the plain names to the checkpoints of the epochs state.json names; drop others."""
+        """Give the plain names to the checkpoints of the position state.json names; drop others."""
         d = self.partial
-        for plain, stamped, epoch in [(_LAST[0], _LAST[1], self.state["epoch"])] + \
-                [(p, s, self.state["best_epoch"]) for p, s in _BEST]:
-            want = os.path.join(d, stamped.format(epoch))
+        for plain, stamped, at in [(_LAST[0], _LAST[1], (self.state["epoch"], self.state.get("step", 0)))] + \
+                [(p, s, (self.state["best_epoch"],)) for p, s in _BEST]:
+            want = os.path.join(d, stamped.format(*at))
             if os.path.exists(want):
                 os.replace(want, os.path.join(d, plain))
-            pattern = re.escape(stamped).replace(r"\{:04d\}", r"\d{4}")
+            pattern = re.escape(stamped).replace(r"\{:04d\}", r"\d{4}").replace(r"\{:06d\}", r"\d{6}")
             for p in os.listdir(d):
                 if re.fullmatch(pattern, p):
                     os.remove(os.path.join(d, p))
@@ -270,13 +270,15 @@ class FoldRun:
     # ------------------------------------------------------------------ per epoch
 
     def callback(self, evaluate: Callable[[object], EpochScore], patience: int, max_minutes: float, seed: int,
-                 best_possible: float = math.inf):
+                 best_possible: float = math.inf, steps: int = 0, checkpoint_minutes: float = 0.0):
         """The Keras callback that scores, checkpoints and stops; see `_monitor_class`.
 
         `best_possible` is the metric's ceiling (1.0 for lwlrap and MAP@3): once the best epoch
         reaches it no later epoch can be better, so the epochs patience would still wait are skipped;
-        the kept weights and out-of-fold scores are the same as without the stop."""
-        return _monitor_class()(self, evaluate, patience, max_minutes, seed, best_possible)
+        the kept weights and out-of-fold scores are the same as without the stop. `steps` (batches
+        per epoch) and `checkpoint_minutes`: inside an epoch, a checkpoint every that many minutes,
+        and --max-minutes checked after every batch (on big data an epoch takes hours)."""
+        return _monitor_class()(self, evaluate, patience, max_minutes, seed, best_possible, steps, checkpoint_minutes)
 
     def _end_epoch(self, model, epoch: int, loss: float, lr: float, result: EpochScore, seconds: float) -> bool:
         st, d = self.state, self.partial
@@ -291,16 +293,49 @@ class FoldRun:
             atomic.write_csv(os.path.join(d, _BEST[1][1].format(epoch)), result.oof, float_format="%.6g")
         else:
             st["wait"] += 1
-        with atomic.atomic_path(os.path.join(d, _LAST[1].format(epoch)), suffix=".keras") as tmp:
+        with atomic.atomic_path(os.path.join(d, _LAST[1].format(epoch, 0)), suffix=".keras") as tmp:
             model.save(tmp)
         atomic.write_csv(os.path.join(d, "history.csv"), pd.DataFrame(self.history))
-        st["epoch"] = epoch
+        st["epoch"], st["step"] = epoch, 0
         st["seconds"] = round(st["seconds"] + seconds, 1)
         kill_point(f"before-state-{epoch}")
         atomic.write_json(os.path.join(d, "state.json"), st)      # the commit point of this epoch
         kill_point(f"after-state-{epoch}")
         self._settle()
         return better
+
+    def _commit_step(self, model, step: int, seconds: float) -> None:
+        """A checkpoint inside epoch state.epoch + 1, after `step` of its batches: model and
+        optimizer only (no score: the epoch is not over). --resume continues from it."""
+        st, d = self.state, self.partial
+        with atomic.atomic_path(os.path.join(d, _LAST[1].format(st["epoch"], step)), suffix=".keras") as tmp:
+            model.save(tmp)
+        st["step"] = step
+        st["seconds"] = round(st["seconds"] + seconds, 1)
+        kill_point(f"before-step-state-{st['epoch'] + 1}-{step}")
+        atomic.write_json(os.path.join(d, "state.json"), st)      # the commit point of this checkpoint
+        kill_point(f"after-step-state-{st['epoch'] + 1}-{step}")
+        self._settle()
+
+    @property
+    def step(self) -> int:
+        """Batches of epoch `epoch + 1` already trained (a checkpoint inside an epoch)."""
+        return int(self.state.get("step", 0))
+
+    def fit(self, model, dataset_from: Callable[[int, int], object], steps: int, callbacks: list, until: int,
+            verbose: int) -> None:
+        """model.fit from the committed position to epoch `until`: first the rest of an epoch a
+        checkpoint inside it left (`dataset_from(epoch, step)` skips the batches it trained), then
+        whole epochs."""
+        if self.step and self.epoch < until:
+            print(f"resume: epoch {self.epoch + 1} from batch {self.step + 1} of {steps}", flush=True)
+            model.fit(dataset_from(self.epoch, self.step), epochs=self.epoch + 1, initial_epoch=self.epoch,
+                      steps_per_epoch=steps - self.step, shuffle=False, callbacks=callbacks, verbose=verbose)
+            if self.state["stopped"] is not None or self.step:
+                return
+        if self.epoch < until:
+            model.fit(dataset_from(self.epoch, 0), epochs=until, initial_epoch=self.epoch, steps_per_epoch=steps,
+                      shuffle=False, callbacks=callbacks, verbose=verbose)
 
     # ------------------------------------------------------------------ end
 
@@ -352,27 +387,52 @@ def _monitor_class():
         """
 
         def __init__(self, run: FoldRun, evaluate, patience: int, max_minutes: float, seed: int,
-                     best_possible: float):
+                     best_possible: float, steps: int, checkpoint_minutes: float):
             super().__init__()
             self.run, self.evaluate = run, evaluate
             self.patience, self.max_minutes, self.seed = patience, max_minutes, seed
             self.best_possible = best_possible
+            self.steps, self.checkpoint_s = steps, 60 * checkpoint_minutes
             self.t_start = time.time()
+            self.stopped_inside = False
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.t_epoch = time.time()
+            self.t_epoch = self.t_commit = time.time()
+            self.offset = self.run.step if epoch == self.run.epoch else 0     # the rest of a checkpointed epoch
+            # Each seed generator draws once per training step (its second word counts the draws), so
+            # the rest of a checkpointed epoch starts where the uninterrupted one would be.
             states = [v for v in self.model.non_trainable_variables if v.path.endswith("seed_generator_state")]
             for i, v in enumerate(states):
-                v.assign(np.array([self.seed * 7919 + i, epoch << 20], dtype=v.dtype))
+                v.assign(np.array([self.seed * 7919 + i, (epoch << 20) + self.offset], dtype=v.dtype))
+
+        def on_train_batch_end(self, batch, logs=None):
+            step = self.offset + batch + 1
+            if not self.steps or step >= self.steps:
+                return                  # the epoch's end commits it
+            now = time.time()
+            late = self.max_minutes and now - self.t_start > 60 * self.max_minutes
+            if late or (self.checkpoint_s and now - self.t_commit >= self.checkpoint_s):
+                self.run._commit_step(self.model, step, now - self.t_commit)
+                self.t_commit = now
+            if late:
+                st = self.run.state
+                st["stopped"] = "time"
+                atomic.write_json(os.path.join(self.run.partial, "state.json"), st)
+                print(f"stopping: --max-minutes {self.max_minutes} reached inside epoch {st['epoch'] + 1}, after "
+                      f"batch {step} of {self.steps} (--resume continues from there)", flush=True)
+                self.stopped_inside = True
+                self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
+            if self.stopped_inside:
+                return                  # not a whole epoch: nothing to score
             logs = logs if logs is not None else {}
             result = self.evaluate(self.model)
             logs[self.run.metric] = result.score
             lr = self.model.optimizer.learning_rate
             lr = float(np.asarray(lr.numpy() if hasattr(lr, "numpy") else lr))
             loss = float(logs.get("loss", math.nan))
-            seconds = time.time() - self.t_epoch
+            seconds = time.time() - self.t_commit
             better = self.run._end_epoch(self.model, epoch + 1, loss, lr, result, seconds)
             st = self.run.state
             extra = "".join(f" {k} {v:.4f}" for k, v in result.extra.items() if isinstance(v, float))

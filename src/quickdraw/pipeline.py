@@ -55,15 +55,19 @@ def make_batches(ink: Ink, y: np.ndarray | None, cfg: QDConfig, train: bool, see
     return InkBatches()
 
 
-def training_dataset(ink: Ink, y: np.ndarray, cfg: QDConfig, seed: int, start_epoch: int):
+def training_dataset(ink: Ink, y: np.ndarray, cfg: QDConfig, seed: int, start_epoch: int, start_step: int = 0):
     """(tf.data of endless training epochs from `start_epoch` on, batches per epoch): make_batches'
     batches through the kit's generator pipeline (kit.batches), as FAT2019's, rather than Keras'
-    own PyDataset adapter, whose autotuned prefetch held each fit up to a minute at its end."""
+    own PyDataset adapter, whose autotuned prefetch held each fit up to a minute at its end. The
+    first epoch starts at batch `start_step` (a checkpoint inside it): each batch is seeded by
+    (seed, epoch, batch), so the skipped ones need not be drawn."""
     def epochs():
         batches = make_batches(ink, y, cfg, train=True, seed=seed, start_epoch=start_epoch)
+        first = start_step
         while True:
-            for i in range(len(batches)):
+            for i in range(first, len(batches)):
                 yield batches[i]
+            first = 0
             batches.on_epoch_end()
 
     first = make_batches(ink, y, cfg, train=True, seed=seed, start_epoch=start_epoch)

@@ -86,11 +86,11 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
             oof.insert(0, "key_id", val_keys)
             return EpochScore(m3, oof, {"val_top1": acc})
 
-        ds, steps = training_dataset(train_ink, onehot, cfg, seed, run.epoch)
-        model.fit(ds, steps_per_epoch=steps, epochs=run.last_epoch, initial_epoch=run.epoch, shuffle=False,
-                  verbose=fit_verbosity(),
-                  callbacks=[run.callback(evaluate, patience, cfg.max_minutes, seed, best_possible=1.0),  # MAP@3 <= 1
-                             keras.callbacks.TerminateOnNaN()])
+        callbacks = [run.callback(evaluate, patience, cfg.max_minutes, seed, best_possible=1.0,  # MAP@3 <= 1
+                                  steps=steps, checkpoint_minutes=cfg.checkpoint_minutes),
+                     keras.callbacks.TerminateOnNaN()]
+        run.fit(model, lambda epoch, step: training_dataset(train_ink, onehot, cfg, seed, epoch, step)[0], steps,
+                callbacks, run.last_epoch, fit_verbosity())
         metrics = run.finish(model, f"{dataset} {cfg.run_name} fold {fold}",
                              extra={"fold": fold, "dataset": dataset, "model": cfg.model, "run": cfg.run_name,
                                     "n_train": int(len(tr)), "n_val": int(len(va)), "n_classes": n_classes,
