@@ -154,12 +154,13 @@ class Clock:
 
 
 def test_max_minutes_is_checked_inside_the_epoch(tiny, capsys):
-    # readings: start 1 min; epoch 1 begins 2, its batch 1 ends 3, it ends 4 and 5 (3 < 4.5 min since
-    # the start: go on); epoch 2 begins 6, its batch 1 ends 7: 6 > 4.5 min, so the fold stops there.
+    # fold_runner's clock readings, a minute each: the start (1); epoch 1 begins (2), its batch 1 ends
+    # (3), it ends (4: its training time, 5: its time, 6: the limit check, 5 min since the start < 6:
+    # go on); epoch 2 begins (7), its batch 1 ends (8: 7 min > 6), so the fold stops inside epoch 2.
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("src.kit.fold_runner.time", Clock())
-        assert cv.main(cv_flags("--epochs", "2", "--max-minutes", "4.5", "--checkpoint-minutes", "0")) == 0
-    assert "--max-minutes 4.5 reached inside epoch 2, after batch 1 of 2" in capsys.readouterr().out
+        assert cv.main(cv_flags("--epochs", "2", "--max-minutes", "6", "--checkpoint-minutes", "0")) == 0
+    assert "--max-minutes 6.0 reached inside epoch 2, after batch 1 of 2" in capsys.readouterr().out
     final = one("work/fat-*/cnn/fold0")
     state = json.load(open(os.path.join(final, "state.json")))
     assert (state["epoch"], state["step"], state["stopped"]) == (1, 1, "time")

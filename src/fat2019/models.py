@@ -51,7 +51,7 @@ def cnn(cfg: FatConfig, n_labels: int):
     x = layers.Dropout(cfg.dropout)(x)
     x = layers.Dense(cfg.width * 2 ** max(cfg.blocks - 1, 0), activation="relu")(x)
     x = layers.Dropout(cfg.dropout / 2)(x)
-    out = layers.Dense(n_labels, activation="sigmoid", name="labels")(x)
+    out = layers.Dense(n_labels, activation="sigmoid", name="labels", dtype="float32")(x)   # float32 under mixed
     return keras.Model(inp, out, name="cnn")
 
 
@@ -144,7 +144,7 @@ def vgg19(cfg: FatConfig, n_labels: int, weights: str | None = None):
     x = layers.Dropout(cfg.dropout)(x)
     x = layers.Dense(256, activation="relu", name="head")(x)
     x = layers.Dropout(cfg.dropout)(x)
-    out = layers.Dense(n_labels, activation="sigmoid", name="labels")(x)
+    out = layers.Dense(n_labels, activation="sigmoid", name="labels", dtype="float32")(x)   # float32 under mixed
     return keras.Model(inp, out, name="vgg19")
 
 

@@ -141,7 +141,8 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
             return m
 
         seed = cfg.seed * 1000 + fold
-        model, strategy = run.model(cfg.strategy, cfg.batch_size, seed, build, jit=cfg.jit)
+        model, strategy = run.model(cfg.strategy, cfg.batch_size, seed, build, jit=cfg.jit,
+                                    mixed_precision=cfg.mixed_precision)
         val_names = inputs.val.fnames
 
         def evaluate(m) -> EpochScore:

@@ -36,8 +36,11 @@ class RunConfig:
                                             "loses at most that much training (--resume continues from it); 0 = at "
                                             "epoch ends only")
     strategy: str = field("default", "tf.distribute strategy: default (one device), mirrored (every local GPU), "
-                                     "multiworker (several machines, TF_CONFIG), tpu",
-                          ["default", "mirrored", "multiworker", "tpu"])
+                                     "multiworker (several machines, TF_CONFIG), tpu, auto (mirrored over two or more "
+                                     "GPUs, else default)", ["default", "mirrored", "multiworker", "tpu", "auto"])
+    mixed_precision: bool = field(False, "train in mixed_float16 (float16 maths, float32 weights; for GPUs of compute "
+                                         "capability 7.0 or more, e.g. Kaggle's T4). Off on a CPU, where it is "
+                                         "slower. Prediction always runs in float32")
     jit: bool = field(True, "XLA-compile the training step (one device only): about 2x faster per step on a "
                             "2-core CPU, where Keras leaves XLA off by default; --no-jit for plain graphs")
 

@@ -7,6 +7,7 @@
                own TF_CONFIG; every worker runs the same command on the same data; the chief
                (task 0) writes the outputs
   tpu          a TPU (Kaggle's TPU kernels), found by TPUClusterResolver
+  auto         mirrored over two or more GPUs (Kaggle's T4 x2), else default (see choose)
 """
 from __future__ import annotations
 
@@ -16,7 +17,28 @@ import types
 
 from .errors import KitError
 
-STRATEGIES = ["default", "mirrored", "multiworker", "tpu"]
+STRATEGIES = ["default", "mirrored", "multiworker", "tpu", "auto"]
+MIXED_MIN_CAPABILITY = (7, 0)     # tensor cores: float16 maths pays off from Volta (T4: 7.5; P100: 6.0 does not)
+
+
+def choose(gpus: list[tuple[str, tuple[int, int] | None]]) -> tuple[str, bool]:
+    """(strategy, mixed precision) for the visible GPUs [(name, compute capability)]: mirrored
+    over two or more, else one device; mixed_float16 only when every GPU has tensor cores (on a
+    CPU float16 is slower than float32)."""
+    strategy = "mirrored" if len(gpus) >= 2 else "default"
+    mixed = bool(gpus) and all(cc is not None and tuple(cc) >= MIXED_MIN_CAPABILITY for _, cc in gpus)
+    return strategy, mixed
+
+
+def visible_gpus() -> list[tuple[str, tuple[int, int] | None]]:
+    """[(name, compute capability)] of the GPUs TensorFlow sees."""
+    import tensorflow as tf  # TensorFlow starts here, on first use: after any feature workers forked
+
+    out = []
+    for d in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(d) or {}
+        out.append((details.get("device_name", d.name), details.get("compute_capability")))
+    return out
 
 
 def quiet_tensorflow() -> None:
@@ -43,6 +65,8 @@ def get_strategy(name: str = "default"):
     quiet_tensorflow()
     import tensorflow as tf  # TensorFlow starts here, on first use: after any feature workers forked
 
+    if name == "auto":
+        name = choose(visible_gpus())[0]
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":

@@ -109,6 +109,10 @@ class FoldRun:
         return self
 
     def __exit__(self, *exc) -> None:
+        if getattr(self, "_mixed", False):          # the next fold or prediction in this process: float32
+            import keras  # TensorFlow starts here, on first use: after any feature workers forked
+
+            keras.mixed_precision.set_global_policy("float32")
         self._lock.__exit__(*exc)
         if self._private:
             shutil.rmtree(self._private, ignore_errors=True)
@@ -138,23 +142,36 @@ class FoldRun:
         return epochs, patience
 
     def model(self, strategy_name: str, batch_size: int, seed: int, build: Callable[[], object],
-              jit: bool = False):
+              jit: bool = False, mixed_precision: bool = False):
         """(model, strategy): the last checkpoint's model and optimizer when resuming, else
         `build()` (built and compiled), inside the strategy's scope, seeded.
 
         `jit`: XLA-compile the train step on one device (or not, even on a GPU). Keras' "auto"
         leaves XLA off on CPU-only machines, where fusing the element-wise ops (batch norm, ReLU)
-        halves a CNN's step time; under a tf.distribute strategy Keras' own choice (off) is kept."""
+        halves a CNN's step time; under a tf.distribute strategy Keras' own choice is kept.
+        `mixed_precision`: mixed_float16 while this fold trains (the weights stay float32, so the
+        fold predicts in float32 anywhere); the global policy is float32 again when it ends."""
         import keras  # TensorFlow starts here, on first use: after any feature workers forked
 
+        gpus = distribute.visible_gpus()
+        if strategy_name == "auto":
+            strategy_name = distribute.choose(gpus)[0]
         strategy = distribute.get_strategy(strategy_name)
         distribute.check_batch(batch_size, strategy)
         keras.utils.set_random_seed(seed)
+        if mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+            self._mixed = True
         with strategy.scope():
             model = self.load_last() if self.resuming else build()
         if strategy_name == "default":
             model.jit_compile = jit
         distribute.prepare(model)
+        n = strategy.num_replicas_in_sync
+        devices = ", ".join(f"{g} (compute {cc})" for g, cc in gpus) if gpus else "CPU only"
+        print(f"hardware: {devices}; strategy {strategy_name} ({n} replica(s)); precision "
+              f"{keras.mixed_precision.global_policy().name}; XLA {model.jit_compile}; batch {batch_size} "
+              f"({batch_size // n} per replica)", flush=True)
         return model, strategy
 
     def saved_config(self) -> dict | None:
@@ -426,6 +443,7 @@ def _monitor_class():
         def on_epoch_end(self, epoch, logs=None):
             if self.stopped_inside:
                 return                  # not a whole epoch: nothing to score
+            train_s = time.time() - self.t_epoch
             logs = logs if logs is not None else {}
             result = self.evaluate(self.model)
             logs[self.run.metric] = result.score
@@ -436,9 +454,10 @@ def _monitor_class():
             better = self.run._end_epoch(self.model, epoch + 1, loss, lr, result, seconds)
             st = self.run.state
             extra = "".join(f" {k} {v:.4f}" for k, v in result.extra.items() if isinstance(v, float))
+            steps = self.params.get("steps") or 0
             print(f"epoch {epoch + 1}/{self.run.epochs}: loss {loss:.4f} {self.run.metric} {result.score:.4f}{extra}"
-                  f"{' *' if better else ''} (best {st['best']:.4f} at epoch {st['best_epoch']}) {seconds:.1f}s",
-                  flush=True)
+                  f"{' *' if better else ''} (best {st['best']:.4f} at epoch {st['best_epoch']}) {seconds:.1f}s"
+                  f"{f', {steps / train_s:.2f} steps/s' if steps and train_s > 0 else ''}", flush=True)
             stop = None
             if not math.isfinite(loss):
                 stop = "nan"

@@ -71,7 +71,7 @@ def lstm_model(n_classes: int, cfg: QDConfig, feats: int) -> keras.Model:
     for i in range(cfg.lstm_layers):
         x = _rnn(cfg.lstm_units, cfg.bidirectional, i < cfg.lstm_layers - 1, f"lstm{i}")(x)
     x = layers.Dropout(cfg.dropout)(x)
-    out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    out = layers.Dense(n_classes, activation="softmax", name="probs", dtype="float32")(x)
     return keras.Model(inp, out, name="lstm")
 
 
@@ -87,7 +87,7 @@ def convlstm_model(n_classes: int, cfg: QDConfig, feats: int) -> keras.Model:
         x = _rnn(cfg.lstm_units, cfg.bidirectional, True, f"lstm{i}")(x)
     x = MaskedSum(name="sum_over_time")(x)
     x = layers.Dropout(cfg.dropout)(x)
-    out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    out = layers.Dense(n_classes, activation="softmax", name="probs", dtype="float32")(x)
     return keras.Model(inp, out, name="convlstm")
 
 
@@ -108,7 +108,7 @@ def _raster_input(cfg: QDConfig):
 def _softmax_head(x, n_classes: int, cfg: QDConfig):
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     x = layers.Dropout(cfg.dropout)(x)
-    return layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    return layers.Dense(n_classes, activation="softmax", name="probs", dtype="float32")(x)
 
 
 def cnn_model(n_classes: int, cfg: QDConfig) -> keras.Model:
