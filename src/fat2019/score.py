@@ -4,7 +4,8 @@
 
 The answers file is fname plus one 0/1 column per label, as the kit's answer files and Kaggle's
 solution files are; a `Usage` column (Kaggle's Public/Private split) is not a label: with it,
-the Public and Private parts are scored separately as well.
+the Public and Private parts are scored separately as well. When the answers hold both single-label
+and multi-label clips (the developers' real test set mixes two clips), each kind is scored too.
 """
 from __future__ import annotations
 
@@ -48,6 +49,14 @@ def score_table(sub: pd.DataFrame, sol: pd.DataFrame) -> tuple[float, pd.DataFra
     return float((per_class * weights).sum()), table
 
 
+def by_label_count(truth: pd.DataFrame) -> dict[str, pd.Index]:
+    """The clips with one label ("single-label") and with several ("multi-label"), when both
+    kinds are there: where validation (mostly singles) and a test with mixtures part ways."""
+    n = truth.sum(axis=1)
+    parts = {"single-label": truth.index[n == 1], "multi-label": truth.index[n > 1]}
+    return parts if all(len(p) for p in parts.values()) else {}
+
+
 @cli
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m src.score", description=__doc__,
@@ -65,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     if USAGE in sol.columns:
         for usage, part in sol.groupby(USAGE):
             print(f"{usage}: lwlrap {score_table(sub, part)[0]:.4f} over {len(part)} clips")
+    for kind, part in by_label_count(sol[labels]).items():
+        print(f"{kind}: lwlrap {score_table(sub, sol.loc[part])[0]:.4f} over {len(part)} clips")
     print(f"lwlrap {overall:.4f} over {len(sol)} clips")
     return 0
 
