@@ -19,3 +19,27 @@ def test_single_and_multi_label_clips_are_scored_apart(tmp_path, capsys):
     sol.iloc[:2].to_csv(tmp_path / "singles.csv", index=False)             # one kind only: no split lines
     assert score.main([str(tmp_path / "sub.csv"), str(tmp_path / "singles.csv")]) == 0
     assert not any("single-label" in l for l in capsys.readouterr().out.splitlines())
+
+
+def test_the_oof_report_scores_single_and_multi_label_clips_apart(monkeypatch):
+    import numpy as np
+
+    from src.fat2019.competition import FAT2019
+    from src.kit import predict, runs
+
+    y = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 1, 1]], float)
+    s = np.array([[.9, .1, 0], [.8, .2, 0], [.7, .6, .1], [.9, .3, .2]])
+
+    class Data:
+        labels = ["A", "B", "C"]
+
+        def truth(self, ids):
+            return y[[int(i) for i in ids]]
+
+    def fake_oof(found, labels, truth, metric, weights):
+        ids = ["0", "1", "2", "3"]
+        return {"cnn": metric(truth(ids), s)}, ids, {"cnn": s}, truth(ids)
+
+    monkeypatch.setattr(runs, "oof_scores", fake_oof)
+    line = predict.oof_report(FAT2019, {"cnn": []}, Data(), ["A", "B", "C"], None)
+    assert line.endswith(f"(cnn: single-label 0.7500 over 2; multi-label {(1 + 1 + 1 / 2 + 2 / 3) / 4:.4f} over 2)")

@@ -125,6 +125,12 @@ def check_rows(sub: pd.DataFrame, labels: list[str]) -> None:
         raise KitError(f"submission scores outside [0, 1] ({s.min():.3g} .. {s.max():.3g}); refusing to write it")
 
 
+def groups(truth: np.ndarray) -> dict[str, np.ndarray]:
+    """Single- and multi-label clips: the test mixes clips, validation is mostly single labels."""
+    n = truth.sum(axis=1)
+    return {"single-label": n == 1, "multi-label": n > 1}
+
+
 def per_label(truth: np.ndarray, scores: np.ndarray, labels: list[str]) -> pd.Series:
     """lwlrap per label (labels without a positive left out), for the per-label plots."""
     per_class, weights = per_class_lwlrap(truth, scores)
@@ -141,4 +147,5 @@ FAT2019 = Competition(
     ships_folds=True,             # iterative-stratification is not in Kaggle's image
     metric=lwlrap, per_label=per_label, open_data=open_data, train_folds=train_folds, load_model=load_model,
     reference_input=reference_input, score_test=score_test, format_rows=format_rows, check_rows=check_rows,
-    add_predict_args=add_predict_args, check_test=check_test, prepare_test=prepare_test)
+    add_predict_args=add_predict_args, check_test=check_test, prepare_test=prepare_test,
+    groups=groups)

@@ -70,6 +70,8 @@ class Competition:
     # CPU work on the test inputs that score_test would otherwise do first (FAT2019's features):
     # a kernel times it as its own stage. (data, found, args)
     prepare_test: Callable[[Data, dict, argparse.Namespace], None] = lambda data, found, args: None
+    # Groups of validation samples scored apart in the out-of-fold report: truth -> {name: row mask}.
+    groups: Callable[[np.ndarray], dict[str, np.ndarray]] = lambda truth: {}
 
     @property
     def train_hint(self) -> str:

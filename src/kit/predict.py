@@ -32,8 +32,19 @@ def ensemble_labels(found: dict, labels: list[str]) -> list[str]:
 
 
 def oof_report(comp: Competition, found: dict, data: Data, labels: list[str], weights: dict | None) -> str:
-    scores, ids, _, _ = runs.oof_scores(found, labels, lambda i: comp.truth(data, i, labels), comp.metric, weights)
-    return runs.report_line(scores, len(ids), comp.metric_name, comp.samples)
+    """Each run's and the blend's out-of-fold score, and the blend's (or the one run's) over each
+    of the competition's sample groups (comp.groups: FAT2019's single- and multi-label clips)."""
+    scores, ids, mats, y = runs.oof_scores(found, labels, lambda i: comp.truth(data, i, labels), comp.metric,
+                                           weights)
+    line = runs.report_line(scores, len(ids), comp.metric_name, comp.samples)
+    if ids and mats:
+        w = [weights.get(n, 0.0) for n in mats] if weights and len(mats) > 1 else None
+        blended = runs.weighted_mean(list(mats.values()), w)
+        parts = [f"{name} {comp.metric(y[mask], blended[mask]):.4f} over {int(mask.sum())}"
+                 for name, mask in comp.groups(y).items() if mask.any()]
+        if len(parts) > 1:
+            line += f" ({'blend' if len(mats) > 1 else next(iter(mats))}: {'; '.join(parts)})"
+    return line
 
 
 def checked_ensemble(found: dict, labels: list[str], weights: dict | None, fold_how: str):
