@@ -5,6 +5,12 @@ http://localhost/api/v1/<service>/<Method> (port 80). The stub answers each meth
 with a minimal valid response, records every request, takes uploads by PUT on the `createUrl` it
 hands out and serves kernel output files by GET. `refuse(method, message)` makes a method answer
 the way Kaggle refuses it (the shape the client prints as "Kernel push error: ..." and the like).
+
+Datasets: the stub keeps each dataset's files (the names the client started blob uploads for, by
+the tokens CreateDataset / CreateDatasetVersion name) and serves them to ListDatasetFiles, paged;
+`drop_files` names files the server silently leaves out (as a client that drops a failed upload
+without a word, or a failed processing, would leave them out), `dataset_statuses` makes
+GetDatasetStatus answer a sequence (popped until one is left, as `kernel_statuses`).
 """
 from __future__ import annotations
 
@@ -49,6 +55,11 @@ class KaggleStub:
     uploads: dict = field(default_factory=dict)         # blob token -> bytes received by PUT
     versions: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)           # method -> fields merged into its 200 answer
+    blob_names: dict = field(default_factory=dict)      # blob token -> file name given to StartBlobUpload
+    dataset_files: dict = field(default_factory=dict)   # "owner/slug" -> [(name, size)] of its latest version
+    drop_files: set = field(default_factory=set)        # names left out of datasets without a word
+    dataset_statuses: dict = field(default_factory=dict)  # "owner/slug" -> [status names], popped until one left
+    max_page_size: int | None = None                    # cap on ListDatasetFiles pages (tests paging)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def refuse(self, method: str, message: str, http_status: int | None = None) -> None:
@@ -100,11 +111,38 @@ class KaggleStub:
     def _GetDatasetStatus(self, body):
         ref = f"{body.get('ownerSlug')}/{body.get('datasetSlug')}"
         if ref in self.datasets:
-            return 200, {"status": "READY"}
+            statuses = self.dataset_statuses.get(ref) or ["READY"]
+            status = statuses[0]
+            if len(statuses) > 1:
+                statuses.pop(0)
+            return 200, {"status": status}
         return 404, {"code": 404, "message": f"Dataset {ref} not found"}
 
+    def _ListDatasetFiles(self, body):
+        ref = f"{body.get('ownerSlug')}/{body.get('datasetSlug')}"
+        if ref not in self.datasets:
+            return 404, {"code": 404, "message": f"Dataset {ref} not found"}
+        files = self.dataset_files.get(ref, [])
+        size = int(body.get("pageSize") or 20)
+        size = min(size, self.max_page_size) if self.max_page_size else size
+        start = int(body.get("pageToken") or 0)
+        page = [{"ref": f"{ref}/{n}", "name": n, "totalBytes": b, "creationDate": "2024-01-02T03:04:05Z"}
+                for n, b in files[start:start + size]]
+        more = start + size < len(files)
+        return 200, {"datasetFiles": page, **({"nextPageToken": str(start + size)} if more else {})}
+
+    def _dataset_version_files(self, ref: str, files: list) -> None:
+        kept = []
+        for f in files or []:
+            name = self.blob_names.get(f.get("token"))
+            if name is not None and name not in self.drop_files:
+                kept.append((name, len(self.uploads.get(f.get("token"), b""))))
+        self.dataset_files[ref] = kept
+
     def _StartBlobUpload(self, body):
-        return 200, self._blob()
+        blob = self._blob()
+        self.blob_names[blob["token"]] = body.get("name")
+        return 200, blob
 
     def _StartSubmissionUpload(self, body):
         return 200, self._blob()
@@ -112,10 +150,12 @@ class KaggleStub:
     def _CreateDataset(self, body):
         ref = f"{body.get('ownerSlug')}/{body.get('slug')}"
         self.datasets.add(ref)
+        self._dataset_version_files(ref, body.get("files"))
         return 200, {"ref": ref, "url": f"{self.base_url}/datasets/{ref}", "status": "ok"}
 
     def _CreateDatasetVersion(self, body):
         ref = f"{body.get('ownerSlug')}/{body.get('datasetSlug')}"
+        self._dataset_version_files(ref, (body.get("body") or {}).get("files"))
         return 200, {"ref": ref, "url": f"{self.base_url}/datasets/{ref}", "status": "ok"}
 
     def _CreateSubmission(self, body):

@@ -4,15 +4,19 @@ Why a subprocess and never `import kaggle`: the package authenticates when it is
 exits the process when no credentials are found), and its client prints most refusals
 ("Kernel push error: ...") and still exits 0. This module runs the command, turns every failure,
 refusal included, into a `KitError` naming what was attempted, and parses the few lines the kit
-needs (pushed version, kernel status). Written against kaggle 2.2.5; the 1.x status wording is
-also understood.
+needs (pushed version, kernel status, a dataset's status and file list). Written against kaggle
+2.2.5; the 1.x status wording is also understood. Dataset uploads run without `-q` (a quiet client
+may drop a file whose upload failed without a word) and are then checked file by file against
+what Kaggle lists (`verify_dataset`).
 
 Credentials are whatever the client accepts; they are only checked for presence, never read out,
 printed or logged.
 """
 from __future__ import annotations
 
+import csv
 import importlib.util
+import io
 import json
 import os
 import re
@@ -257,9 +261,17 @@ def parse_kernel_status(out: str) -> tuple[str, str | None]:
     return found.group(1).lower(), (failure.group(1) if failure else None)
 
 
-def kernel_status(slug: str) -> tuple[str, str | None]:
-    """Status word and failure message of the latest run of kernel OWNER/SLUG."""
-    return parse_kernel_status(run_kaggle(["kernels", "status", slug], f"status of kernel {slug}", 120))
+def _kernel_ref(slug: str, version: int | None) -> str:
+    """OWNER/SLUG, or OWNER/SLUG/VERSION: the client's way of naming one version."""
+    return f"{slug}/{int(version)}" if version is not None else slug
+
+
+def kernel_status(slug: str, version: int | None = None) -> tuple[str, str | None]:
+    """Status word and failure message of the run of kernel OWNER/SLUG (its latest, or of
+    version `version`)."""
+    ref = _kernel_ref(slug, version)
+    what = f"status of kernel {slug}" + (f" version {version}" if version is not None else "")
+    return parse_kernel_status(run_kaggle(["kernels", "status", ref], what, 120))
 
 
 def wait_kernel(slug: str, poll_s: float = 30, timeout_s: float = 4 * 3600,
@@ -280,10 +292,11 @@ def wait_kernel(slug: str, poll_s: float = 30, timeout_s: float = 4 * 3600,
         time.sleep(poll_s)
 
 
-def kernel_output(slug: str, dest: str | os.PathLike) -> list[str]:
-    """Download the output files and the log of the kernel's latest run into `dest`; return their
-    paths (the log is `<slug>.log`)."""
-    out = run_kaggle(["kernels", "output", slug, "-p", str(dest), "--force"], f"output of kernel {slug}")
+def kernel_output(slug: str, dest: str | os.PathLike, version: int | None = None) -> list[str]:
+    """Download the output files and the log of the kernel's latest run (or of version
+    `version`) into `dest`; return their paths (the log is `<slug>.log`)."""
+    what = f"output of kernel {slug}" + (f" version {version}" if version is not None else "")
+    out = run_kaggle(["kernels", "output", _kernel_ref(slug, version), "-p", str(dest), "--force"], what)
     return re.findall(r"^(?:Output file|Kernel log) downloaded to (.+?)\s*$", out, re.M)
 
 
@@ -299,17 +312,107 @@ def _dataset_ref(folder: str | os.PathLike) -> str:
 
 def dataset_create(folder: str | os.PathLike, public: bool = False, dir_mode: str = "zip") -> str:
     """Create a (private) dataset from `folder` (dataset-metadata.json + files; sub-folders go up
-    zipped, Kaggle unpacks them); return the client's message."""
+    zipped, Kaggle unpacks them); return the client's output. Not `-q`: a quiet client may drop a
+    failed file without a word; a refusal or "Upload unsuccessful" line in its output raises.
+    What Kaggle actually holds is checked by `verify_dataset`."""
     ref = _dataset_ref(folder)
-    args = ["datasets", "create", "-p", str(folder), "--dir-mode", dir_mode, "-q"] + (["--public"] if public else [])
+    args = ["datasets", "create", "-p", str(folder), "--dir-mode", dir_mode] + (["--public"] if public else [])
     return run_kaggle(args, f"dataset create of {ref}", 3600).strip()
 
 
 def dataset_version(folder: str | os.PathLike, message: str, dir_mode: str = "zip") -> str:
-    """Upload `folder` as a new version of its dataset; return the client's message."""
+    """Upload `folder` as a new version of its dataset; return the client's output (not `-q`, as
+    `dataset_create`)."""
     ref = _dataset_ref(folder)
-    args = ["datasets", "version", "-p", str(folder), "-m", message, "--dir-mode", dir_mode, "-q"]
+    args = ["datasets", "version", "-p", str(folder), "-m", message, "--dir-mode", dir_mode]
     return run_kaggle(args, f"new version of dataset {ref}", 3600).strip()
+
+
+# Statuses `kaggle datasets status` prints: 2.x the DatabundleVersionStatus name in lower case
+# ("ready", "failed", "blobs_received", ...), 1.x "ready" / "pending" / "error".
+DATASET_READY = ("ready",)
+DATASET_FAILED = ("failed", "error", "deleted")
+_METADATA_FILES = (DATASET_METADATA_FILE, "datapackage.json", KERNEL_METADATA_FILE)
+
+
+def dataset_status(ref: str) -> str:
+    """The processing status of dataset OWNER/SLUG's current version, lower case."""
+    out = run_kaggle(["datasets", "status", ref], f"status of dataset {ref}", 120).strip()
+    return (out.splitlines()[-1].strip().lower() if out else "") or "unknown"
+
+
+def dataset_files(ref: str, page_size: int = 200) -> dict[str, str]:
+    """{name: size} of the files Kaggle lists for dataset OWNER/SLUG (`kaggle datasets files`,
+    every page read). An answer that is not the listing (an error the client prints while
+    exiting 0) raises."""
+    files: dict[str, str] = {}
+    token = None
+    for _ in range(10_000):
+        args = ["datasets", "files", ref, "--csv", "--page-size", str(page_size)]
+        out = run_kaggle(args + (["--page-token", token] if token else []), f"files of dataset {ref}", 300)
+        found = re.search(r"^Next Page Token = (\S+)\s*$", out, re.M)
+        lines = out.splitlines()
+        header = next((i for i, ln in enumerate(lines) if ln.strip().startswith("name,")), None)
+        if header is None:
+            if out.strip() == "No files found":
+                return files
+            raise KitError(f"files of dataset {ref}: unexpected answer from `kaggle datasets files`: "
+                           f"{' | '.join(ln.strip() for ln in lines if ln.strip())[:300] or 'nothing'}", exit_code=1)
+        for row in csv.DictReader(io.StringIO("\n".join(lines[header:]))):
+            if row.get("name"):
+                files[row["name"]] = row.get("size") or ""
+        if not found or found.group(1) == token:
+            return files
+        token = found.group(1)
+    raise KitError(f"files of dataset {ref}: the listing did not end", exit_code=1)
+
+
+def staged_files(folder: str | os.PathLike, dir_mode: str = "skip") -> list[str]:
+    """The names an upload of `folder` should leave in the dataset: its files (the metadata and
+    hidden files are not uploaded), and each sub-folder as NAME.zip / NAME.tar under
+    --dir-mode zip / tar."""
+    names = []
+    for entry in sorted(os.listdir(folder)):
+        if entry in _METADATA_FILES or entry.startswith("."):
+            continue
+        path = os.path.join(folder, entry)
+        if os.path.isfile(path):
+            names.append(entry)
+        elif os.path.isdir(path) and dir_mode in ("zip", "tar"):
+            names.append(f"{entry}.{dir_mode}")
+    return names
+
+
+def verify_dataset(folder: str | os.PathLike, dir_mode: str = "skip", poll_s: float = 10,
+                   timeout_s: float = 1800, on_status: Callable[[str], None] | None = None) -> list[str]:
+    """After an upload of `folder`: wait until Kaggle has processed the dataset (`datasets status`
+    "ready"), then check that every staged file is in its listing (`datasets files`). Return the
+    names found; raise KitError (exit code 1) naming the missing files, a failed processing, or a
+    dataset still not ready after `timeout_s`."""
+    ref = _dataset_ref(folder)
+    expected = staged_files(folder, dir_mode)
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while True:
+        status = dataset_status(ref)
+        if on_status and status != last:
+            on_status(status)
+        last = status
+        if status in DATASET_READY:
+            break
+        if status in DATASET_FAILED:
+            raise KitError(f"dataset {ref}: Kaggle's processing of the upload ended with status '{status}'; "
+                           f"upload it again", exit_code=1)
+        if time.monotonic() + poll_s > deadline:
+            raise KitError(f"dataset {ref} still '{status}' after {timeout_s:.0f} s: its files were not checked; "
+                           f"check them with kaggle datasets files {ref} once it is ready", exit_code=1)
+        time.sleep(poll_s)
+    listed = dataset_files(ref)
+    missing = [n for n in expected if n not in listed]
+    if missing:
+        raise KitError(f"dataset {ref}: {len(missing)} of {len(expected)} staged file(s) missing on Kaggle after "
+                       f"the upload: {', '.join(missing)}; upload it again", exit_code=1)
+    return [n for n in expected if n in listed]
 
 
 def dataset_exists(ref: str) -> bool:

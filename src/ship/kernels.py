@@ -1,7 +1,7 @@
 """Ship the kit to Kaggle: the trained runs as a dataset, an offline kernel built from the kit's
 own source, and the kaggle CLI to push, follow and submit them.
 
-    python -m src.kernels dataset freesound [--owner USER] [--runs a,b] [--dry-run]
+    python -m src.kernels dataset freesound [--owner USER] [--runs a,b] [--dry-run] [--poll S]
     python -m src.kernels build freesound [--owner USER] [--kind predict|train]
     python -m src.kernels push freesound
     python -m src.kernels status freesound [--wait]
@@ -12,16 +12,23 @@ own source, and the kaggle CLI to push, follow and submit them.
 its config.json and weights (not a .keras file: Kaggle's older Keras cannot load one saved by a
 newer Keras, weights load into the architecture rebuilt from config.json), the model's outputs on
 fixed inputs (the kernel recomputes them and refuses to submit if they differ), and
-kit-manifest.json naming runs, folds, labels and blend weights. `build` writes kernels/NAME/build/:
-kernel-metadata.json and one script carrying the kit's source, which runs with Kaggle's paths
-(/kaggle/input, /kaggle/working; KAGGLE_KIT_ROOT overrides /kaggle). FAT2019 is a code
-competition (the kernel version is submitted); Quick Draw takes the submission file.
+kit-manifest.json naming runs, folds, labels and blend weights. The upload is then checked file by
+file: once Kaggle has processed it, every staged file must be in the dataset's listing. `build`
+writes kernels/NAME/build/: kernel-metadata.json and one script carrying the kit's source, which
+runs with Kaggle's paths (/kaggle/input, /kaggle/working; KAGGLE_KIT_ROOT overrides /kaggle). An
+inference build records the sha1 of the staged kit-manifest.json; the kernel refuses any other
+models dataset (an older upload included), so stage (and upload) the dataset before building.
+`output` replaces kernels/NAME/output/ with the output of the last pushed version and records its
+kernel, version and status in kit-output.json. FAT2019 is a code competition (the kernel version
+is submitted); Quick Draw takes the submission file, which `submit` sends only when it came from a
+complete run of the last pushed version (`--file` sends a file as given).
 """
 from __future__ import annotations
 
 import argparse
 import base64
 import glob
+import hashlib
 import io
 import os
 import shutil
@@ -43,6 +50,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TEMPLATES = os.path.join(REPO, "kernels")
 MANIFEST = "kit-manifest.json"
 CODE_FILE = "kernel.py"
+OUTPUT_RECORD = "kit-output.json"      # in kernels/NAME/output/: which kernel version and status the files came from
+PUSHED = "pushed.json"                 # in the build folder: the version `push` got
 
 
 def find(comp: Competition, args) -> tuple[dict, list[str], dict | None, str]:
@@ -136,10 +145,16 @@ def cmd_dataset(comp: Competition, args) -> int:
         return 0
     ref = kaggle_cli._dataset_ref(target)
     if kaggle_cli.dataset_exists(ref):
-        print(kaggle_cli.dataset_version(target, args.message or f"kit {__version__}", dir_mode="skip"))
+        out = kaggle_cli.dataset_version(target, args.message or f"kit {__version__}", dir_mode="skip")
     else:
-        print(kaggle_cli.dataset_create(target, dir_mode="skip"))
-    print(f"dataset: {ref} uploaded; attach it to the kernel (build does) and wait until Kaggle has processed it")
+        out = kaggle_cli.dataset_create(target, dir_mode="skip")
+    lines = [ln.strip() for ln in out.splitlines() if ln.strip()]
+    sent = sum(ln.startswith("Upload successful") for ln in lines)
+    print(f"dataset: the client sent {sent} file(s)" + (f": {lines[-1]}" if lines else ""))
+    found = kaggle_cli.verify_dataset(target, dir_mode="skip", poll_s=args.poll,
+                                      on_status=lambda st: print(f"dataset: {ref} {st}", flush=True))
+    print(f"dataset: {ref} uploaded, all {len(found)} file(s) listed by Kaggle; build the kernel now (it records "
+          f"this dataset's manifest): python -m src.kernels build {comp.name}")
     return 0
 
 
@@ -164,13 +179,37 @@ def kernel_script(name: str, kind: str, extra: dict | None = None) -> str:
     data, n = payload()
     info = {"name": name, "kind": kind, "files": n, "built": time.strftime("%Y-%m-%d %H:%M:%S"),
             "kit_version": __version__, **(extra or {})}
-    return boot.replace("{build_info}", repr(info)).replace("{payload}", data) + "\n" + entry
+    # The build info reaches the runtime whatever the entry passes: the predict entries call
+    # main(name, kind) without it, and the kernel must know the models dataset it was built with.
+    handoff = "import src.ship.runtime as _kit_runtime  # noqa: E402\n_kit_runtime.BUILD.update(KIT_BUILD)\n"
+    return boot.replace("{build_info}", repr(info)).replace("{payload}", data) + "\n" + handoff + entry
+
+
+def staged_manifest(comp: Competition) -> tuple[str, str]:
+    """(path, sha1) of the staged models dataset's kit-manifest.json, which an inference kernel is
+    built for; refused when nothing (or another competition's dataset) is staged."""
+    path = os.path.join(folder(comp.name, "dataset"), MANIFEST)
+    if not os.path.exists(path):
+        raise KitError(f"no staged models dataset ({path} is missing), and the kernel is built for one: run "
+                       f"python -m src.kernels dataset {comp.name} first")
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        competition = atomic.read_json(path).get("competition")
+    except ValueError as e:
+        raise KitError(f"{path} is not valid JSON ({e}): run python -m src.kernels dataset {comp.name} again")
+    if competition != comp.slug:
+        raise KitError(f"{path} is for competition '{competition}', not '{comp.slug}': run python -m src.kernels "
+                       f"dataset {comp.name} first")
+    return path, hashlib.sha1(raw).hexdigest()
 
 
 def cmd_build(comp: Competition, args) -> int:
     owner = owner_of(args)
     kernel_id, dataset_id = slugs(comp.name, owner, args.kind)
     extra = {}
+    if args.kind == "predict":
+        manifest_path, extra["manifest_sha1"] = staged_manifest(comp)
     if args.kind == "train":
         extra["train_args"] = args.train_args.split() if args.train_args else []
         extra["folds_csv"] = _folds_csv(comp, args)
@@ -187,6 +226,9 @@ def cmd_build(comp: Competition, args) -> int:
     _replace_folder(target, fill)
     print(f"build: {target}/{CODE_FILE} ({len(script) / 1e6:.2f} MB, kit {__version__}) and kernel-metadata.json "
           f"for {kernel_id}{f' with dataset {dataset_id}' if args.kind == 'predict' else ''}")
+    if args.kind == "predict":
+        print(f"build: the kernel runs only with the models dataset staged now ({manifest_path}, sha1 "
+              f"{extra['manifest_sha1']}); upload that one")
     return 0
 
 
@@ -213,11 +255,20 @@ def _built(comp: Competition, kind: str = "predict") -> tuple[str, dict]:
     return target, atomic.read_json(path)
 
 
+def _pushed(target: str, kernel_id: str) -> dict | None:
+    """The build folder's pushed.json when it is about kernel `kernel_id`, else None."""
+    path = os.path.join(target, PUSHED)
+    if not os.path.exists(path):
+        return None
+    pushed = atomic.read_json(path)
+    return pushed if pushed.get("id") == kernel_id and pushed.get("version") is not None else None
+
+
 def cmd_push(comp: Competition, args) -> int:
     target, meta = _built(comp, args.kind)
     version = kaggle_cli.push_kernel(target)
-    atomic.write_json(os.path.join(target, "pushed.json"), {"id": meta["id"], "version": version,
-                                                             "pushed": time.strftime("%Y-%m-%d %H:%M:%S")})
+    atomic.write_json(os.path.join(target, PUSHED), {"id": meta["id"], "version": version,
+                                                     "pushed": time.strftime("%Y-%m-%d %H:%M:%S")})
     print(f"push: {meta['id']} version {version}; follow it with python -m src.kernels status {comp.name} --wait")
     return 0
 
@@ -236,13 +287,75 @@ def cmd_status(comp: Competition, args) -> int:
     return 0
 
 
+def _one_line(text: str | None) -> str:
+    return " ".join(str(text or "").split())
+
+
 def cmd_output(comp: Competition, args) -> int:
-    _, meta = _built(comp, args.kind)
-    dest = folder(comp.name, "output")
-    os.makedirs(dest, exist_ok=True)
-    files = kaggle_cli.kernel_output(meta["id"], dest)
-    print(f"output: {len(files)} file(s) in {dest}: " + ", ".join(os.path.basename(f) for f in files))
+    """Replace kernels/NAME/output/ with the output of the last pushed version (the latest run when
+    no push is recorded) and record which kernel, version and status it came from: nothing of an
+    earlier download survives, so a failed run leaves no older submission.csv behind."""
+    target, meta = _built(comp, args.kind)
+    pushed = _pushed(target, meta["id"])
+    version = int(pushed["version"]) if pushed else None
+    status, message = kaggle_cli.kernel_status(meta["id"], version)    # before the files: a run still going
+    dest = folder(comp.name, "output")                                 # is recorded as such
+    names: list[str] = []
+
+    def fill(tmp: str) -> None:
+        names.extend(os.path.basename(f) for f in kaggle_cli.kernel_output(meta["id"], tmp, version))
+        atomic.write_json(os.path.join(tmp, OUTPUT_RECORD), {
+            "kernel": meta["id"], "kind": args.kind, "version": version, "status": status,
+            "failure_message": message, "files": names, "downloaded": time.strftime("%Y-%m-%d %H:%M:%S")})
+
+    _replace_folder(dest, fill)
+    if version is not None:
+        which = f"version {version}"
+    else:
+        which = f"latest run (no push recorded in {os.path.join(target, PUSHED)}: submit will refuse it)"
+    print(f"output: {len(names)} file(s) of {meta['id']} {which}, status {status}, in {dest}: " + ", ".join(names))
+    if status != "complete":
+        print(f"output: the run's status is {status}, not complete" +
+              (f" ({_one_line(message)})" if message else "") + ": its files are kept for the log, submit will "
+              f"refuse them")
     return 0
+
+
+def _checked_output(comp: Competition) -> str:
+    """kernels/NAME/output/submission.csv, when its record says it came from a complete run of
+    the kernel's last pushed version; else KitError saying what differs."""
+    dest = folder(comp.name, "output")
+    path = os.path.join(dest, "submission.csv")
+    record_path = os.path.join(dest, OUTPUT_RECORD)
+    if not os.path.exists(record_path):
+        raise KitError(f"{record_path} is missing: nothing says which kernel version wrote {path}; download the "
+                       f"kernel's output with python -m src.kernels output {comp.name} (or give --file)")
+    record = atomic.read_json(record_path)
+    kind = record.get("kind") or "predict"
+    target, meta = _built(comp, kind)
+    kernel, version, status = record.get("kernel"), record.get("version"), record.get("status")
+    if kernel != meta["id"]:
+        raise KitError(f"{dest} holds the output of kernel {kernel}, not of {meta['id']} (built now): download its "
+                       f"output with python -m src.kernels output {comp.name}, or give --file")
+    pushed = _pushed(target, meta["id"])
+    if pushed is None:
+        raise KitError(f"no pushed version of {meta['id']} known ({os.path.join(target, PUSHED)} is missing; a build "
+                       f"clears it): push it and download its output, or give --file")
+    if version != pushed["version"]:
+        raise KitError(f"{dest} holds the output of {kernel} "
+                       f"{f'version {version}' if version is not None else 'at an unrecorded version (its latest run)'}"
+                       f", but the latest pushed version is "
+                       f"version {pushed['version']}: download its output once it completes (python -m src.kernels "
+                       f"status {comp.name} --wait, then output {comp.name}), or give --file")
+    if status != "complete":
+        message = record.get("failure_message")
+        raise KitError(f"{kernel} version {version} has status {status}" +
+                       (f" ({_one_line(message)})" if message else "") +
+                       f", not complete: its output is not submitted (python -m src.kernels status {comp.name}; "
+                       f"--file submits a CSV as given)", exit_code=1)
+    if not os.path.exists(path):
+        raise KitError(f"{path} is missing: {kernel} version {version} completed without writing it")
+    return path
 
 
 def cmd_submit(comp: Competition, args) -> int:
@@ -253,12 +366,14 @@ def cmd_submit(comp: Competition, args) -> int:
         if not version:
             raise KitError(f"no pushed version of {meta['id']} known: push it first or give --version N")
         print(kaggle_cli.submit_kernel(comp.slug, meta["id"], int(version), "submission.csv", args.message))
-    else:
-        path = args.file or os.path.join(folder(comp.name, "output"), "submission.csv")
+    elif args.file:
+        path = args.file
         if not os.path.exists(path):
-            raise KitError(f"{path} is missing: download the kernel's output first (python -m src.kernels output "
-                           f"{comp.name}) or give --file")
+            raise KitError(f"{path} is missing (--file)")
+        print(f"submit: --file {path} given: submitting it as given, without checking which kernel version wrote it")
         print(kaggle_cli.submit_file(comp.slug, path, args.message))
+    else:
+        print(kaggle_cli.submit_file(comp.slug, _checked_output(comp), args.message))
     return 0
 
 
@@ -287,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--runs", default=None, help="comma-separated run names (default: every finished run)")
             p.add_argument("--dry-run", action="store_true", help="stage only, upload nothing")
             p.add_argument("--message", default=None, help="version notes when the dataset exists")
+            p.add_argument("--poll", type=float, default=10,
+                           help="seconds between status checks while Kaggle processes the upload (default 10)")
         if name in ("build", "push", "status", "output"):
             p.add_argument("--kind", choices=["predict", "train"], default="predict",
                            help="inference kernel, or one that trains the folds on Kaggle's GPU")

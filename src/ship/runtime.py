@@ -2,15 +2,20 @@
 every fold, predict with the kit's own code, write /kaggle/working/submission.csv.
 
 Paths: the root is /kaggle, or $KAGGLE_KIT_ROOT (tests lay out a fake one): competition data in
-<root>/input/<competition>/, the models dataset wherever under <root>/input/ its kit-manifest.json
-is (mount names change: it is searched for, never named), outputs in <root>/working/. Every fold's
-outputs on the stored reference inputs are recomputed after loading; any difference beyond float
-tolerance stops the kernel before a submission is written, naming the run and fold.
+<root>/input/<competition>/ or <root>/input/competitions/<competition>/ (Kaggle mounts it at
+either), the models dataset wherever under <root>/input/ its kit-manifest.json is (mount names
+change: it is searched for, never named), outputs in <root>/working/. The models dataset must be
+the one the kernel was built with: `build` records the sha1 of its kit-manifest.json in the build
+info (KIT_BUILD["manifest_sha1"], handed to this module as BUILD by the built script), and any other
+manifest, an older upload included, is refused before anything is predicted. Every fold's outputs
+on the stored reference inputs are recomputed after loading; any difference beyond float tolerance
+stops the kernel before a submission is written, naming the run and fold.
 """
 from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import os
 import subprocess
 import sys
@@ -26,6 +31,9 @@ from ..kit.errors import KitError, cli, warn
 
 MANIFEST = "kit-manifest.json"
 TOLERANCE = 2e-3          # sigmoid/softmax outputs; a silently wrong load differs by far more
+# The built kernel's KIT_BUILD, filled by the script `python -m src.kernels build` writes before its
+# entry point runs (kernels.kernel_script); `main(..., build=...)` given explicitly wins.
+BUILD: dict = {}
 
 
 def kaggle_root() -> str:
@@ -41,20 +49,53 @@ def stage(what: str):
     print(f"kernel: {what} done in {time.time() - t0:.1f}s", flush=True)
 
 
-def find_manifest(input_root: str, competition: str) -> tuple[str, dict]:
-    """(folder, manifest) of the models dataset for `competition` under the input root."""
+def competition_data(root: str, slug: str) -> str:
+    """The competition's data folder: <root>/input/<slug>/, or <root>/input/competitions/<slug>/
+    where Kaggle mounts it there (see Kaggle/kaggle-cli issue 1140)."""
+    paths = [os.path.join(root, "input", slug), os.path.join(root, "input", "competitions", slug)]
+    for path in paths:
+        if os.path.isdir(path):
+            return path
+    raise KitError(f"no competition data: neither {paths[0]} nor {paths[1]} exists; attach the competition "
+                   f"'{slug}' to this kernel", exit_code=1)
+
+
+def manifest_sha1(path: str) -> str:
+    """sha1 of a kit-manifest.json's bytes: what `build` records and the kernel compares."""
+    with open(path, "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest()
+
+
+def find_manifest(input_root: str, competition: str, expected_sha1: str | None = None) -> tuple[str, dict]:
+    """(folder, manifest) of the models dataset for `competition` under the input root; with
+    `expected_sha1`, only the dataset whose kit-manifest.json has that sha1 (the one the kernel was
+    built with): any other is refused, naming both hashes and its folder."""
     patterns = [os.path.join(input_root, "*", MANIFEST), os.path.join(input_root, "*", "*", MANIFEST),
                 os.path.join(input_root, "*", "*", "*", MANIFEST)]
     found = sorted({p for pat in patterns for p in glob.glob(pat)})
-    mine = [(os.path.dirname(p), m) for p in found if (m := read_json(p)).get("competition") == competition]
+    mine = [(p, m) for p in found if (m := read_json(p)).get("competition") == competition]
     if not mine:
         raise KitError(f"no models dataset: looked for {MANIFEST} with competition '{competition}' in "
                        f"{input_root}/*/ (and two levels below); found {len(found)} manifest(s) "
                        f"{[os.path.relpath(p, input_root) for p in found]}. Attach the dataset made by "
                        f"`python -m src.kernels dataset` to this kernel", exit_code=1)
+    if expected_sha1 is not None:
+        hashes = {p: manifest_sha1(p) for p, _ in mine}
+        same = [(p, m) for p, m in mine if hashes[p] == expected_sha1]
+        if not same:
+            others = "; ".join(f"{os.path.dirname(p)} has manifest sha1 {hashes[p]}" for p, _ in mine)
+            raise KitError(f"the models dataset is not the one this kernel was built with: the build expects "
+                           f"manifest sha1 {expected_sha1}, but {others}. Attach the dataset the kernel was built "
+                           f"with, or rebuild and push the kernel for this one (python -m src.kernels build, then "
+                           f"push); refusing to predict", exit_code=1)
+        if len(same) < len(mine):
+            print(f"kernel: {len(mine) - len(same)} other models dataset(s) for {competition} ignored: not the "
+                  f"one this kernel was built with", flush=True)
+        mine = same
     if len(mine) > 1:
-        warn(f"{len(mine)} models datasets for {competition}; using the newest ({mine[-1][0]})")
-    return max(mine, key=lambda t: t[1].get("created", ""))
+        warn(f"{len(mine)} models datasets for {competition}; using the newest ({os.path.dirname(mine[-1][0])})")
+    path, manifest = max(mine, key=lambda t: t[1].get("created", ""))
+    return os.path.dirname(path), manifest
 
 
 def manifest_runs(folder: str, manifest: dict) -> dict[str, list[runs.Fold]]:
@@ -83,12 +124,19 @@ def checked(load):
     return load_and_check
 
 
-def _predict(comp: Competition, root: str) -> None:
-    """The kit's own prediction (kit.predict) over the models dataset, every fold checked first."""
+def _predict(comp: Competition, root: str, build: dict) -> None:
+    """The kit's own prediction (kit.predict) over the models dataset the kernel was built with,
+    every fold checked first."""
+    expected = build.get("manifest_sha1")
+    if not expected:
+        raise KitError(f"this kernel's build info names no models dataset (no manifest_sha1): rebuild it with "
+                       f"python -m src.kernels build {build.get('name') or comp.name} after staging the dataset",
+                       exit_code=1)
     with stage("finding the data and the models"):
-        folder, manifest = find_manifest(os.path.join(root, "input"), comp.slug)
+        folder, manifest = find_manifest(os.path.join(root, "input"), comp.slug, expected)
+        print(f"kernel: models dataset {folder} (manifest sha1 {expected}, as built)", flush=True)
         found = manifest_runs(folder, manifest)
-        data = comp.open_data(os.path.join(root, "input", comp.slug))
+        data = comp.open_data(competition_data(root, comp.slug))
         unknown = [l for l in manifest["labels"] if l not in data.labels]
         absent = [l for l in data.labels if l not in manifest["labels"]]
         if unknown or (absent and not comp.labels_subset_ok):
@@ -100,12 +148,8 @@ def _predict(comp: Competition, root: str) -> None:
         comp.check_test(data, args)
     blend = manifest.get("blend") or {}
     out = os.path.join(root, "working", "submission.csv")
-    n, k = len(data.sample_ids()), sum(map(len, found.values()))
-    with stage(f"inputs of {n} test samples"):
-        comp.prepare_test(data, found, args)
-    with stage(f"scoring {n} test samples with {k} fold(s)"):
-        predict.write_submission(comp, data, found, blend.get("weights"), blend.get("fold_mean") or "mean", out,
-                                 args, load=checked(comp.load_model))
+    predict.write_submission(comp, data, found, blend.get("weights"), blend.get("fold_mean") or "mean", out,
+                             args, load=checked(comp.load_model), strict=True, stage=stage)
     print(f"kernel: wrote {out}", flush=True)
 
 
@@ -113,8 +157,8 @@ def _train(comp: Competition, root: str, build: dict) -> None:
     """Train every fold with the build's flags on the competition data, then predict; the runs
     stay in <root>/working/work/ (the kernel's output)."""
 
+    data_dir = competition_data(root, comp.slug)
     os.chdir(os.path.join(root, "working"))
-    data_dir = os.path.join(root, "input", comp.slug)
     if build.get("folds_csv"):
         path = foldfile.folds_path(comp.open_data(data_dir).name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -136,9 +180,10 @@ def main(name: str, kind: str = "predict", build: dict | None = None) -> int:
     t0 = time.time()
     print(f"kernel: {name} {kind}, root {root}", flush=True)
     comp = competitions.get(name)
+    build = BUILD if build is None else build
     if kind == "train":
-        _train(comp, root, build or {})
+        _train(comp, root, build)
     else:
-        _predict(comp, root)
+        _predict(comp, root, build)
     print(f"kernel: finished in {time.time() - t0:.0f}s", flush=True)
     return 0
