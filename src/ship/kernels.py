@@ -3,6 +3,7 @@ own source, and the kaggle CLI to push, follow and submit them.
 
     python -m src.kernels dataset freesound [--owner USER] [--runs a,b] [--dry-run] [--poll S]
     python -m src.kernels build freesound [--owner USER] [--kind predict|train]
+    python -m src.kernels check freesound [--kind predict|train] [--kaggle-versions]   (see src/ship/check.py)
     python -m src.kernels push freesound
     python -m src.kernels status freesound [--wait]
     python -m src.kernels output freesound
@@ -377,8 +378,14 @@ def cmd_submit(comp: Competition, args) -> int:
     return 0
 
 
+def cmd_check(comp: Competition, args) -> int:
+    from .check import cmd_check as check      # src/ship/check.py: the built kernel run here as Kaggle would
+
+    return check(comp, args)
+
+
 COMMANDS = {"dataset": cmd_dataset, "build": cmd_build, "push": cmd_push, "status": cmd_status,
-            "output": cmd_output, "submit": cmd_submit}
+            "output": cmd_output, "submit": cmd_submit, "check": cmd_check}
 
 
 @cli
@@ -388,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     for name, help_ in [("dataset", "stage the trained runs as a Kaggle dataset (and upload it)"),
                         ("build", "write the offline kernel and its kernel-metadata.json"),
+                        ("check", "run the built kernel here as Kaggle would and compare it with local prediction"),
                         ("push", "push the built kernel (starts a run on Kaggle)"),
                         ("status", "status of the kernel's latest run (exit 1 on error)"),
                         ("output", "download the kernel's output and log into kernels/NAME/output/"),
@@ -407,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
         if name in ("build", "push", "status", "output"):
             p.add_argument("--kind", choices=["predict", "train"], default="predict",
                            help="inference kernel, or one that trains the folds on Kaggle's GPU")
+        if name == "check":
+            from .check import add_arguments
+            add_arguments(p)
         if name == "build":
             p.add_argument("--train-args", default="", help="--kind train: the src.cv flags, e.g. '--n-mels 64'")
             p.add_argument("--no-gpu", action="store_true", help="ask for a CPU kernel")

@@ -1,0 +1,189 @@
+"""`python -m src.kernels check NAME`: the built kernel run here as Kaggle would (fake /kaggle root,
+offline, the installed kit hidden) matches local prediction; a staged weight changed after
+`dataset` fails it, naming the run and fold; a kernel built for another staged dataset is refused;
+the training kernel finishes with runs and a submission; the comparison names differing rows and
+columns; --kaggle-versions (slow: builds a virtual environment once) under Kaggle's versions."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import h5py
+import pandas as pd
+import pytest
+
+from kaggle_stub import USER
+from src.kit.errors import KitError
+from src.ship import check, kernels
+
+
+def stage_and_build(name: str, *data: str) -> None:
+    assert kernels.main(["dataset", name, "--dry-run", "--owner", USER, *data]) == 0
+    assert kernels.main(["build", name, "--owner", USER]) == 0
+
+
+def scale_a_kernel(path) -> None:
+    """One 4-d weight (a conv kernel) halved in place."""
+    with h5py.File(path, "r+") as f:
+        names = []
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) and o.ndim == 4 else None)
+        f[names[0]][...] = f[names[0]][...] * 0.5
+
+
+# ------------------------------------------------------------------- the kernels, run as Kaggle would
+
+def test_check_freesound_matches_local_then_catches_a_changed_weight(fat_tiny, capsys):
+    stage_and_build("freesound", "--data-dir", "fat")
+    capsys.readouterr()
+    assert kernels.main(["check", "freesound", "--data-dir", "fat"]) == 0
+    out = capsys.readouterr().out
+    assert "check: running kernels/freesound/build/kernel.py" in out
+    assert "input/freesound-audio-tagging-2019 -> " in out and "input/kit-freesound-models/ = copy of" in out
+    assert "offline; the installed kit hidden" in out
+    assert "check: kernel submission.csv equals local prediction (4 rows" in out
+    sub = pd.read_csv("kernels/freesound/check/kernel-submission.csv")
+    local = pd.read_csv("kernels/freesound/check/local-submission.csv")
+    assert len(sub) == 4 and list(sub.columns) == list(local.columns) == ["fname", "Bass_drum", "Buzz", "Cricket"]
+    assert "reference outputs match" in open("kernels/freesound/check/kernel.log").read()
+
+    # a staged weight changed after `dataset`: the kernel's reference check stops it, check names it
+    scale_a_kernel("kernels/freesound/dataset/cnn.fold0.weights.h5")
+    assert kernels.main(["check", "freesound", "--data-dir", "fat"]) == 1
+    out, err = capsys.readouterr()
+    assert "check: the kernel failed (exit 1)" in out and "last lines of its log" in out
+    assert "error: the kernel failed (exit 1): error: run cnn fold 0" in err
+    assert "refusing to write a submission" in err
+    assert not os.path.exists("kernels/freesound/check/kernel-submission.csv")
+
+    # staged again after the build: refused before anything runs (Kaggle would refuse it too)
+    assert kernels.main(["dataset", "freesound", "--dry-run", "--owner", USER, "--data-dir", "fat"]) == 0
+    capsys.readouterr()
+    assert kernels.main(["check", "freesound", "--data-dir", "fat"]) == 1
+    err = capsys.readouterr().err
+    assert "was built for another models dataset" in err and "python -m src.kernels build freesound" in err
+
+
+def test_check_quickdraw_matches_local_words(qd_tiny, capsys):
+    stage_and_build("quickdraw")
+    capsys.readouterr()
+    assert kernels.main(["check", "quickdraw"]) == 0
+    out = capsys.readouterr().out
+    assert "check: kernel submission.csv equals local prediction (" in out
+    kernel = pd.read_csv("kernels/quickdraw/check/kernel-submission.csv", dtype=str)
+    local = pd.read_csv("kernels/quickdraw/check/local-submission.csv", dtype=str)
+    assert list(kernel.columns) == ["key_id", "word"] and kernel.equals(local) and len(kernel) > 0
+
+
+def test_check_training_kernel_finishes_with_runs_and_a_submission(tiny, capsys):
+    from conftest import TINY_FLAGS
+    from src.fat2019 import folds
+
+    assert folds.main(["--data-dir", "fat", "--n-folds", "3"]) == 0
+    train_args = " ".join(TINY_FLAGS + ["--epochs", "1"])
+    assert kernels.main(["build", "freesound", "--owner", USER, "--kind", "train", "--data-dir", "fat",
+                         "--train-args", train_args]) == 0
+    capsys.readouterr()
+    assert kernels.main(["check", "freesound", "--kind", "train", "--data-dir", "fat"]) == 0
+    out = capsys.readouterr().out
+    assert "running kernels/freesound/build-train/kernel.py" in out
+    assert "check: the training kernel finished, wrote runs cnn (3 folds) and a submission.csv (4 rows)" in out
+
+
+def test_check_needs_a_built_kernel(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert kernels.main(["check", "quickdraw"]) == 2
+    assert "python -m src.kernels build quickdraw first" in capsys.readouterr().err
+    assert kernels.main(["check", "freesound", "--kind", "train"]) == 2
+    assert "python -m src.kernels build freesound --kind train first" in capsys.readouterr().err
+
+
+def test_the_kernel_process_is_offline_and_cannot_import_the_kit(tmp_path):
+    env = check.hide_kit(str(tmp_path), sys.executable)        # itself checks that `import src` fails
+    code = "import socket\ntry:\n    socket.create_connection(('192.0.2.1', 443), timeout=1)\n" \
+           "except OSError as e:\n    print(e)\n"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert "no internet (a Kaggle kernel runs offline): refused connection to 192.0.2.1" in r.stdout
+
+
+# --------------------------------------------------------------------------------------- comparing
+
+def write(path, rows, columns):
+    pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
+    return str(path)
+
+
+FAT_COLUMNS = ["fname", "Bass_drum", "Buzz"]
+
+
+def test_compare_byte_equal_and_within_tolerance(tmp_path):
+    a = write(tmp_path / "a.csv", [["a.wav", 0.25, 0.5], ["b.wav", 0.125, 1.0]], FAT_COLUMNS)
+    assert check.compare(a, a, "fname", 1e-4) == \
+        "check: kernel submission.csv equals local prediction (2 rows, byte for byte)"
+    b = write(tmp_path / "b.csv", [["a.wav", 0.25, 0.50002], ["b.wav", 0.125, 1.0]], FAT_COLUMNS)
+    line = check.compare(b, a, "fname", 1e-4)
+    assert line.startswith("check: kernel submission.csv equals local prediction (2 rows; scores within tolerance")
+    assert "max abs score difference 2e-05 (fname a.wav, column Buzz)" in line
+
+
+def test_compare_names_the_rows_and_columns_that_differ(tmp_path):
+    local = write(tmp_path / "l.csv", [["a.wav", 0.25, 0.5], ["b.wav", 0.125, 1.0], ["c.wav", 0.0, 0.0]],
+                  FAT_COLUMNS)
+    kernel = write(tmp_path / "k.csv", [["a.wav", 0.25, 0.5], ["b.wav", 0.5, 1.0], ["c.wav", 0.0, 0.25]],
+                   FAT_COLUMNS)
+    with pytest.raises(KitError) as e:
+        check.compare(kernel, local, "fname", 1e-4)
+    msg = str(e.value)
+    assert e.value.exit_code == 1 and "2 of 3 rows differ" in msg
+    assert "max abs score difference 0.375 (fname b.wav, column Bass_drum)" in msg
+    assert "first differing fnames: b.wav (Bass_drum: kernel 0.5, local 0.125); c.wav (Buzz: kernel 0.25" in msg
+
+    qd = ["key_id", "word"]
+    local = write(tmp_path / "ql.csv", [["9000", "cat dog owl"], ["9001", "sun car bus"]], qd)
+    kernel = write(tmp_path / "qk.csv", [["9000", "cat owl dog"], ["9001", "sun car bus"]], qd)
+    with pytest.raises(KitError, match=r"1 of 2 rows differ; first differing key_ids: 9000 \(word: kernel "
+                                       r"'cat owl dog', local 'cat dog owl'\)"):
+        check.compare(kernel, local, "key_id", 1e-4)
+    kernel = write(tmp_path / "qk2.csv", [["9000", "cat dog owl"], ["9002", "sun car bus"]], qd)
+    with pytest.raises(KitError, match=r"its rows differ from row 2 on \(key_id kernel 9002, local 9001\)"):
+        check.compare(kernel, local, "key_id", 1e-4)
+    kernel = write(tmp_path / "qk3.csv", [["9000", "cat dog owl"]], ["key_id", "words"])
+    with pytest.raises(KitError, match=r"its columns differ from column 2 on"):
+        check.compare(kernel, local, "key_id", 1e-4)
+
+
+def test_the_versions_file_pins_kaggles_image():
+    reqs = check.kaggle_requirements()
+    pins = check.pins(reqs)
+    assert pins == {"tensorflow": "2.20.0", "keras": "3.13.2", "numpy": "2.0.2", "pandas": "2.2.2",
+                    "scipy": "1.16.3", "librosa": "0.11.0", "soundfile": "0.13.1", "scikit-learn": "1.6.1"}
+    assert "the issue text of this project" in open(check.VERSIONS_FILE).read()
+    assert os.path.basename(check.venv_dir(reqs)).startswith("venv-")
+    assert check.venv_dir(reqs) != check.venv_dir(reqs[:-1])          # another list, another environment
+
+
+# ------------------------------------------------------------------ under Kaggle's package versions
+
+@pytest.fixture(scope="module")
+def kaggle_venv():
+    """The Kaggle-versions environment, built if needed (minutes, network); skipped when it cannot be."""
+    t0 = time.time()
+    try:
+        python = check.kaggle_python()
+    except (KitError, subprocess.CalledProcessError) as e:
+        pytest.skip(f"the Kaggle-versions virtual environment cannot be built here (no network to PyPI?): {e}")
+    print(f"kaggle venv ready in {time.time() - t0:.0f}s: {python}")
+    return python
+
+
+@pytest.mark.slow
+def test_check_with_kaggle_versions(kaggle_venv, fat_tiny, capsys):
+    got = check.installed_versions(kaggle_venv, ["tensorflow-cpu", "tensorflow", "keras", "numpy"])
+    assert (got["tensorflow-cpu"] or got["tensorflow"]) == "2.20.0" and got["keras"] == "3.13.2"
+    stage_and_build("freesound", "--data-dir", "fat")
+    capsys.readouterr()
+    assert kernels.main(["check", "freesound", "--data-dir", "fat", "--kaggle-versions"]) == 0
+    out = capsys.readouterr().out
+    assert "TensorFlow 2.20.0, Keras 3.13.2, numpy 2.0.2, Kaggle versions" in out
+    assert "check: kernel submission.csv equals local prediction (4 rows" in out
