@@ -187,3 +187,13 @@ def test_check_with_kaggle_versions(kaggle_venv, fat_tiny, capsys):
     out = capsys.readouterr().out
     assert "TensorFlow 2.20.0, Keras 3.13.2, numpy 2.0.2, Kaggle versions" in out
     assert "check: kernel submission.csv equals local prediction (4 rows" in out
+
+
+@pytest.mark.slow
+def test_check_quickdraw_with_kaggle_versions(kaggle_venv, qd_tiny, capsys):
+    stage_and_build("quickdraw")
+    capsys.readouterr()
+    assert kernels.main(["check", "quickdraw", "--kaggle-versions"]) == 0
+    out = capsys.readouterr().out
+    assert "TensorFlow 2.20.0, Keras 3.13.2, numpy 2.0.2, Kaggle versions" in out
+    assert "check: kernel submission.csv equals local prediction (" in out
