@@ -76,6 +76,7 @@ def test_check_quickdraw_matches_local_words(qd_tiny, capsys):
     assert list(kernel.columns) == ["key_id", "word"] and kernel.equals(local) and len(kernel) > 0
 
 
+@pytest.mark.slow       # trains three folds inside the kernel (about 50 s here)
 def test_check_training_kernel_finishes_with_runs_and_a_submission(tiny, capsys):
     from conftest import TINY_FLAGS
     from src.fat2019 import folds
