@@ -11,6 +11,11 @@ the tokens CreateDataset / CreateDatasetVersion name) and serves them to ListDat
 `drop_files` names files the server silently leaves out (as a client that drops a failed upload
 without a word, or a failed processing, would leave them out), `dataset_statuses` makes
 GetDatasetStatus answer a sequence (popped until one is left, as `kernel_statuses`).
+
+Kernels with a life of their own: with `on_push` set, each SaveKernel makes a `KernelRun` (the
+pushed text, version) handed to the hook, which decides its statuses, final status, output files
+and log (tests/test_ship_train.py runs the pushed training script for real in a thread); the
+kernel's status and output calls then answer from its latest run, kernel by kernel.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote, unquote
 
 import pytest
 
@@ -44,6 +50,26 @@ class Request:
 
 
 @dataclass
+class KernelRun:
+    """One pushed kernel version's life, for kernels with a `KaggleStub.on_push` hook: the
+    statuses it answers in turn (popped until one is left; QUEUED then RUNNING by default), and
+    once `final` is set (status, failure message) and the list is down to its last entry, that
+    final status. Its output files and log are served for that kernel only."""
+    slug: str
+    version: int
+    text: str
+    statuses: list = field(default_factory=lambda: [("QUEUED", None), ("RUNNING", None)])
+    final: tuple | None = None
+    output_files: dict = field(default_factory=dict)   # relative name -> bytes
+    log: str = ""
+
+    def status(self) -> tuple:
+        if len(self.statuses) > 1:
+            return self.statuses.pop(0)
+        return self.final or self.statuses[0]
+
+
+@dataclass
 class KaggleStub:
     base_url: str = ""
     requests: list[Request] = field(default_factory=list)
@@ -61,6 +87,10 @@ class KaggleStub:
     dataset_statuses: dict = field(default_factory=dict)  # "owner/slug" -> [status names], popped until one left
     max_page_size: int | None = None                    # cap on ListDatasetFiles pages (tests paging)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # on_push(run: KernelRun) is called (under the lock: start a thread for long work) for each
+    # SaveKernel; the kernel then answers status and output from its latest KernelRun.
+    on_push: object = None
+    runs: dict = field(default_factory=dict)            # kernel slug -> [KernelRun], one per version
 
     def refuse(self, method: str, message: str, http_status: int | None = None) -> None:
         """Make `method` refuse: as Kaggle's JSON error {code, message} with `http_status`, or, when
@@ -92,19 +122,36 @@ class KaggleStub:
         token = f"blob-{len(self.requests)}"  # unique: one request per token
         return {"token": token, "createUrl": f"{self.base_url}/upload/{token}"}
 
+    def latest_run(self, slug: str) -> "KernelRun | None":
+        runs = self.runs.get(slug.rsplit("/", 1)[-1])
+        return runs[-1] if runs else None
+
     def _SaveKernel(self, body):
         slug = body.get("slug", "")
         self.versions[slug] = self.versions.get(slug, 0) + 1
+        if self.on_push is not None:
+            run = KernelRun(slug.rsplit("/", 1)[-1], self.versions[slug], body.get("text", ""))
+            self.runs.setdefault(run.slug, []).append(run)
+            self.on_push(run)
         return 200, {"ref": f"/code/{slug}", "url": f"{self.base_url}/code/{slug}",
                      "versionNumber": self.versions[slug], "kernelId": 1}
 
     def _GetKernelSessionStatus(self, body):
+        run = self.latest_run(str(body.get("kernelSlug", "")))
+        if run is not None:
+            status, message = run.status()
+            return 200, {"status": status, **({"failureMessage": message} if message else {})}
         status, message = self.kernel_statuses[0]
         if len(self.kernel_statuses) > 1:
             self.kernel_statuses.pop(0)
         return 200, {"status": status, **({"failureMessage": message} if message else {})}
 
     def _ListKernelSessionOutput(self, body):
+        run = self.latest_run(str(body.get("kernelSlug", "")))
+        if run is not None:
+            files = [{"fileName": n, "url": f"{self.base_url}/kfiles/{run.slug}/{run.version}/{quote(n)}"}
+                     for n in sorted(run.output_files)]
+            return 200, {"files": files, **({"log": run.log} if run.log else {})}
         files = [{"fileName": n, "url": f"{self.base_url}/files/{n}"} for n in self.output_files]
         return 200, {"files": files, **({"log": self.kernel_log} if self.kernel_log else {})}
 
@@ -216,6 +263,10 @@ def _handler(stub: KaggleStub):
             with stub.lock:
                 stub.requests.append(Request("GET", self.path, "download", None, b""))
                 data = stub.output_files.get(name) if name else None
+                if self.path.startswith("/kfiles/"):                 # a KernelRun's output file
+                    slug, version, rest = self.path[len("/kfiles/"):].split("/", 2)
+                    run = next((r for r in stub.runs.get(slug, []) if str(r.version) == version), None)
+                    data = run.output_files.get(unquote(rest)) if run else None
             if data is None:
                 self._send(404, b"not found", "text/plain")
             else:

@@ -8,6 +8,8 @@ own source, and the kaggle CLI to push, follow and submit them.
     python -m src.kernels status freesound [--wait]
     python -m src.kernels output freesound
     python -m src.kernels submit freesound -m "cnn 5 folds"      (NAME: freesound or quickdraw)
+    python -m src.kernels train freesound [--folds all|0,2] [--parallel K] [--train-args "..."] [--name RUN]
+                                          (see src/ship/train.py: train on Kaggle, import the folds)
 
 `dataset` stages every trusted fold (as src.predict would use it) into kernels/NAME/dataset/:
 its config.json and weights (not a .keras file: Kaggle's older Keras cannot load one saved by a
@@ -234,11 +236,13 @@ def cmd_build(comp: Competition, args) -> int:
 
 
 def _folds_csv(comp: Competition, args) -> str | None:
-    """The folds file a training kernel carries (comp.ships_folds: FAT2019's needs
-    iterative-stratification, which Kaggle's image lacks); None where the kernel makes its own."""
-    if not comp.ships_folds:
-        return None
+    """The folds file a training kernel carries: the local folds/<dataset>.csv wherever it exists
+    (the runs it trains then match the local file by construction), and required where
+    comp.ships_folds (FAT2019's needs iterative-stratification, which Kaggle's image lacks); None
+    where there is none and the kernel makes its own."""
     path = foldfile.folds_path(comp.open_data(args.data_dir).name)
+    if not comp.ships_folds and not os.path.exists(path):
+        return None
     if not os.path.exists(path):
         raise KitError(f"{path} is missing: make it with python -m {comp.modules['folds']} (the training kernel "
                        f"carries it)")
@@ -384,8 +388,14 @@ def cmd_check(comp: Competition, args) -> int:
     return check(comp, args)
 
 
+def cmd_train(comp: Competition, args) -> int:
+    from .train import cmd_train as train      # src/ship/train.py: build, push, follow, import
+
+    return train(comp, args)
+
+
 COMMANDS = {"dataset": cmd_dataset, "build": cmd_build, "push": cmd_push, "status": cmd_status,
-            "output": cmd_output, "submit": cmd_submit, "check": cmd_check}
+            "output": cmd_output, "submit": cmd_submit, "check": cmd_check, "train": cmd_train}
 
 
 @cli
@@ -399,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
                         ("push", "push the built kernel (starts a run on Kaggle)"),
                         ("status", "status of the kernel's latest run (exit 1 on error)"),
                         ("output", "download the kernel's output and log into kernels/NAME/output/"),
-                        ("submit", "submit: the kernel version (freesound) or its submission.csv (quickdraw)")]:
+                        ("submit", "submit: the kernel version (freesound) or its submission.csv (quickdraw)"),
+                        ("train", "train on Kaggle's GPUs (build, push, follow) and import the folds into work/")]:
         p = sub.add_parser(name, help=help_, description=help_)
         p.add_argument("name", choices=competitions.NAMES, help="the competition")
         if name in ("dataset", "build"):
@@ -418,6 +429,11 @@ def main(argv: list[str] | None = None) -> int:
         if name == "check":
             from .check import add_arguments
             add_arguments(p)
+        if name == "train":
+            from .train import MAX_PARALLEL, add_arguments as add_train_arguments
+            p.description = (f"{help_} (one kernel per fold with --parallel K, at most {MAX_PARALLEL} at once: "
+                             f"Kaggle's concurrent GPU sessions; see src/ship/train.py)")
+            add_train_arguments(p)
         if name == "build":
             p.add_argument("--train-args", default="", help="--kind train: the src.cv flags, e.g. '--n-mels 64'")
             p.add_argument("--no-gpu", action="store_true", help="ask for a CPU kernel")

@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import glob
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -153,25 +155,88 @@ def _predict(comp: Competition, root: str, build: dict) -> None:
     print(f"kernel: wrote {out}", flush=True)
 
 
+def hardware_args(comp: Competition, user_args: list[str], gpus=None) -> list[str]:
+    """The flags a training kernel adds to the user's: --strategy auto, and --mixed-precision when
+    every visible GPU has tensor cores (kit.distribute.choose), each only where the user's
+    --train-args did not set it (a flag the user typed is obeyed). Says what it chose."""
+    from ..kit import configio, distribute
+    from ..kit import cv as kit_cv
+
+    given = configio.given(comp.config_cls, kit_cv.parser(comp, "").parse_args(list(user_args)))
+    gpus = distribute.visible_gpus() if gpus is None else gpus
+    strategy, mixed = distribute.choose(gpus)
+    extra = []
+    if "strategy" not in given:
+        extra += ["--strategy", "auto"]
+    if "mixed_precision" not in given and mixed:
+        extra.append("--mixed-precision")
+    devices = ", ".join(f"{g} (compute {'.'.join(map(str, cc)) if cc else '?'})" for g, cc in gpus) or "CPU only"
+    how_s = f"{given['strategy']} (--train-args)" if "strategy" in given else f"auto -> {strategy}"
+    precision = ("mixed_float16" if given["mixed_precision"] else "float32") + " (--train-args)" \
+        if "mixed_precision" in given else ("mixed_float16" if mixed else "float32 (not every GPU has compute "
+                                             "capability 7.0 or more)" if gpus else "float32 (no GPU)")
+    print(f"kernel: devices {devices}; strategy {how_s}; precision {precision}", flush=True)
+    return extra
+
+
+TRAIN_RECORD = "kit-train.json"   # in <root>/working/: what a training kernel trained, with file hashes
+
+
+def _file_sha1(path: str) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _train(comp: Competition, root: str, build: dict) -> None:
-    """Train every fold with the build's flags on the competition data, then predict; the runs
-    stay in <root>/working/work/ (the kernel's output)."""
+    """Train the build's folds (build["folds"]: a list, or None for every fold, then predict) with
+    the build's flags on the competition data; the runs stay in <root>/working/work/ (the kernel's
+    output), described with their files' sha1 in <root>/working/kit-train.json."""
+    from ..kit import configio
+    from ..kit import cv as kit_cv
 
     data_dir = competition_data(root, comp.slug)
-    os.chdir(os.path.join(root, "working"))
+    working = os.path.join(root, "working")
+    os.chdir(working)
+    dataset = comp.open_data(data_dir).name
     if build.get("folds_csv"):
-        path = foldfile.folds_path(comp.open_data(data_dir).name)
+        path = foldfile.folds_path(dataset)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
+        with open(path, "w", encoding="utf-8", newline="") as f:
             f.write(build["folds_csv"])
-    cmds = [[comp.modules["cv"], "--fold", "all", *build.get("train_args", [])],
-            [comp.modules["predict"], "--out", "submission.csv"]]
+    user = list(build.get("train_args", []))
+    parsed = kit_cv.parser(comp, "").parse_args(user)
+    cfg = configio.from_args(comp.config_cls, parsed)
+    user += hardware_args(comp, user)
+    folds = build.get("folds")
+    fold_args = [["--fold", "all"]] if folds is None else [["--fold", str(k)] for k in folds]
+    cmds = [[comp.modules["cv"], *fa, *user] for fa in fold_args]
+    if folds is None:
+        cmds.append([comp.modules["predict"], "--out", "submission.csv"])
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     for cmd in cmds:
         full = [sys.executable, "-m", cmd[0], "--data-dir", data_dir, *cmd[1:]]
         with stage(" ".join(full[2:])):
             if subprocess.run(full, env=env).returncode != 0:
                 raise KitError(f"{' '.join(full[2:])} failed (see above)", exit_code=1)
+    if "cache_dir" not in configio.given(comp.config_cls, parsed) and hasattr(cfg, "cache_dir") and \
+            os.path.isdir(os.path.join(working, cfg.cache_dir)):
+        shutil.rmtree(os.path.join(working, cfg.cache_dir), ignore_errors=True)   # features: not an output
+    trained = {}
+    for k in (folds if folds is not None else range(cfg.n_folds)):
+        d = os.path.join(cfg.work_dir, dataset, cfg.run_name, f"fold{k}")
+        if os.path.isdir(d):
+            trained[str(k)] = {"path": d, "files": {n: _file_sha1(os.path.join(d, n)) for n in sorted(os.listdir(d))
+                                                    if os.path.isfile(os.path.join(d, n))}}
+    record = {"kit_version": build.get("kit_version"), "competition": comp.slug,
+              "dataset": dataset, "run": cfg.run_name, "folds": trained,
+              "kernel": build.get("kernel_id"), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+    with open(os.path.join(working, TRAIN_RECORD), "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2, sort_keys=True)
+    print(f"kernel: trained run {cfg.run_name} fold(s) {', '.join(trained) or 'none'} of {dataset}; "
+          f"{TRAIN_RECORD} written", flush=True)
 
 
 @cli

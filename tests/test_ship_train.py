@@ -1,0 +1,357 @@
+"""`python -m src.kernels train`: build, push, follow the training kernels on a local stand-in of
+Kaggle's API (tests/kaggle_stub.py, loopback only), and import the folds they trained through the
+trust rules local runs pass. The kernels' outputs are real: the pushed training script is run
+here as Kaggle would run it (a fake /kaggle root via KAGGLE_KIT_ROOT, the repository's src hidden)
+on the tiny FAT2019 layout; the refusal tests replay one such output, altered."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import h5py
+import pytest
+
+from conftest import ROOT, TINY_FLAGS, one, write_tiny_layout
+from kaggle_stub import USER, KernelRun, kaggle_env, kaggle_stub  # noqa: F401 (fixtures)
+from src.ship import client as kaggle_cli
+from src.ship import kernels, runtime, train
+from src.fat2019.competition import FAT2019
+
+FAT_COMP = "freesound-audio-tagging-2019"
+HIDE_KIT = f"""
+import os, sys
+sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
+sys.path[:] = [p for p in sys.path if not os.path.realpath(p or os.getcwd()).startswith({ROOT!r})]
+"""
+
+
+def _flags(n_folds: int = 2) -> list[str]:
+    flags = list(TINY_FLAGS)
+    flags[flags.index("--n-folds") + 1] = str(n_folds)
+    flags[flags.index("--epochs") + 1] = "1"
+    return flags
+
+
+FLAGS = " ".join(_flags())
+
+
+@pytest.fixture(scope="module")
+def hidden_env(tmp_path_factory):
+    """The environment of a kernel: a sitecustomize hides the installed kit (`import src` fails
+    unless the kernel unpacked its own copy)."""
+    d = tmp_path_factory.mktemp("hide")
+    (d / "sitecustomize.py").write_text(HIDE_KIT)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("KAGGLE_")}
+    env["PYTHONPATH"] = str(d)
+    return env
+
+
+def layout(root) -> str:
+    """The tiny layout in `root`/fat and its 2-fold folds file (deterministic: the same bytes in
+    any folder); the cwd must be `root`."""
+    from src.fat2019 import folds
+
+    write_tiny_layout(str(root / "fat"))
+    assert folds.main(["--data-dir", "fat", "--n-folds", "2"]) == 0
+    return one(str(root / "folds" / "*.csv"))
+
+
+def run_kernel(text: str, root, data_dir, env) -> tuple[int, str, dict]:
+    """The pushed script run as Kaggle runs it: (exit code, log, {output name: bytes})."""
+    (root / "input").mkdir(parents=True)
+    (root / "working").mkdir()
+    os.symlink(os.path.abspath(data_dir), root / "input" / FAT_COMP)
+    (root / "kernel.py").write_text(text)
+    r = subprocess.run([sys.executable, str(root / "kernel.py")], cwd=root / "working", capture_output=True,
+                       text=True, env={**env, "KAGGLE_KIT_ROOT": str(root)}, timeout=600)
+    files = {}
+    for d, _, names in os.walk(root / "working"):
+        for n in names:
+            p = os.path.join(d, n)
+            with open(p, "rb") as f:
+                files[os.path.relpath(p, root / "working")] = f.read()
+    return r.returncode, r.stdout + r.stderr, files
+
+
+def really_run(tmp_path, env):
+    """A stub on_push hook: each pushed kernel is run for real in a thread (queued, running while
+    it trains, then complete or error with its output and log)."""
+    def hook(run: KernelRun) -> None:
+        def work():
+            rc, log, files = run_kernel(run.text, tmp_path / "kaggle" / f"{run.slug}-v{run.version}",
+                                        tmp_path / "fat", env)
+            run.output_files, run.log = files, log
+            run.final = ("COMPLETE", None) if rc == 0 else ("ERROR", f"exit code {rc}")
+        threading.Thread(target=work, daemon=True).start()
+    return hook
+
+
+def canned(files: dict | None, final=("COMPLETE", None), log: str = "", statuses=None):
+    def hook(run: KernelRun) -> None:
+        run.statuses = list(statuses or [("QUEUED", None), ("RUNNING", None)])
+        run.output_files, run.log, run.final = dict(files or {}), log, final
+    return hook
+
+
+@pytest.fixture(scope="module")
+def fold0_output(tmp_path_factory, hidden_env):
+    """One real training kernel's output ({name: bytes}): fold 0 of the tiny layout, as
+    `train --folds 0` builds it, and the sha1 of the folds file it carried."""
+    base = tmp_path_factory.mktemp("fold0")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(base)
+        folds_path = layout(base)
+        with open(folds_path, encoding="utf-8") as f:
+            folds_csv = f.read()
+        text = kernels.kernel_script("freesound", "train", {"train_args": _flags(), "folds_csv": folds_csv,
+                                                            "folds": [0], "kernel_id": f"{USER}/kit-freesound-train"})
+    rc, log, files = run_kernel(text, base / "kaggle", base / "fat", hidden_env)
+    assert rc == 0, log[-3000:]
+    from src.kit.datadir import file_sha1
+    return files, file_sha1(folds_path), log
+
+
+def train_cmd(*extra) -> list[str]:
+    return ["train", "freesound", "--owner", USER, "--data-dir", "fat", "--train-args", FLAGS, "--poll", "0.1",
+            *extra]
+
+
+def imported(tmp_path) -> list[str]:
+    return sorted(os.path.basename(p) for p in (tmp_path / "work").glob("fat-*/cnn/fold*"))
+
+
+# ------------------------------------------------------------------------------------------ end to end
+
+@pytest.mark.slow
+def test_parallel_train_imports_every_fold_and_predict_uses_them(tmp_path, monkeypatch, kaggle_stub, kaggle_env,
+                                                                 hidden_env, capsys):
+    from src import predict
+
+    monkeypatch.chdir(tmp_path)
+    layout(tmp_path)
+    kaggle_stub.on_push = really_run(tmp_path, hidden_env)
+    t0 = time.time()
+    assert kernels.main(train_cmd("--parallel", "2")) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    print(f"train --parallel 2 took {time.time() - t0:.0f}s")
+    pushed = [b["slug"] for b in kaggle_stub.calls("SaveKernel")]
+    assert sorted(pushed) == [f"{USER}/kit-freesound-train-f0", f"{USER}/kit-freesound-train-f1"]
+    for body in kaggle_stub.calls("SaveKernel"):
+        assert body["enableGpu"] is True and body["enableInternet"] is False
+        assert body["competitionDataSources"] == [FAT_COMP]
+    for word in ("queued", "running", "complete", "since push", "imported fold 0", "imported fold 1"):
+        assert word in out, out
+    log = kaggle_stub.latest_run("kit-freesound-train-f0").log
+    assert "kernel: devices CPU only; strategy auto -> default; precision float32 (no GPU)" in log
+    assert "--strategy auto" in log and "--fold 0" in log and "--fold 1" not in log
+    assert "hardware:" in log and "steps/s" in log
+    # each kernel trained its fold only, on the local folds file, and predicted nothing
+    files = kaggle_stub.latest_run("kit-freesound-train-f1").output_files
+    assert not any("/fold0/" in n for n in files) and "submission.csv" not in files
+    assert not any(n.startswith("cache/") for n in files)                  # the feature cache is not an output
+    assert imported(tmp_path) == ["fold0", "fold1"]
+    state = json.load(open(tmp_path / "kernels" / "freesound" / "train" / "state.json"))
+    assert {u["status"] for u in state["units"].values()} == {"imported"}
+
+    # the imported folds are trusted runs of the local data: src.predict uses them
+    data = FAT2019.open_data("fat")
+    found = FAT2019.find_runs("work", data, strict=True)
+    assert [f.fold for f in found["cnn"]] == [0, 1]
+    assert predict.main(["--data-dir", "fat", "--out", "sub.csv"]) == 0
+    assert (tmp_path / "sub.csv").read_text().startswith("fname,")
+
+    # run again: nothing pushed, nothing imported twice
+    capsys.readouterr()
+    assert kernels.main(train_cmd("--parallel", "2")) == 0
+    assert len(kaggle_stub.calls("SaveKernel")) == 2
+    assert "already imported" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------ refusals
+
+def _alter_weights(data: bytes, tmp_path) -> bytes:
+    p = tmp_path / "w.weights.h5"
+    p.write_bytes(data)
+    with h5py.File(p, "r+") as f:
+        names = []
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) and o.ndim == 4 else None)
+        f[names[0]][...] = f[names[0]][...] * 0.5
+    return p.read_bytes()
+
+
+def _alter_config(data: bytes, **changes) -> bytes:
+    config = json.loads(data)
+    for k, v in changes.items():
+        config[k] = v(config[k]) if callable(v) else v
+    return json.dumps(config).encode()
+
+
+def _key(files, suffix):
+    return one_of([n for n in files if n.endswith(suffix)])
+
+
+def one_of(names):
+    assert len(names) == 1, names
+    return names[0]
+
+
+@pytest.mark.parametrize("case", ["weights", "unloadable", "folds", "labels", "kit_version", "missing"])
+def test_an_untrustworthy_fold_is_refused_and_named(case, fold0_output, tmp_path, monkeypatch, kaggle_stub,
+                                                    kaggle_env, capsys):
+    files, folds_sha1, _ = fold0_output
+    files = dict(files)
+    monkeypatch.chdir(tmp_path)
+    path = layout(tmp_path)
+    from src.kit.datadir import file_sha1
+    assert file_sha1(path) == folds_sha1                     # the same folds file: the output matches it
+    reason = {"weights": "best.weights.h5 differs from what the kernel wrote",
+              "folds": "another folds file",
+              "labels": "other labels",
+              "kit_version": "trained by kit 0.1.9",
+              "unloadable": "its weights do not load into the network its config.json describes",
+              "missing": "not in the kernel's output"}[case]
+    if case == "weights":
+        k = _key(files, "fold0/best.weights.h5")
+        files[k] = _alter_weights(files[k], tmp_path)
+    elif case == "unloadable":                               # listed in kit-train.json as written, yet broken
+        k = _key(files, "fold0/best.weights.h5")
+        files[k] = files[k][:len(files[k]) // 2]
+        record = json.loads(files["kit-train.json"])
+        record["folds"]["0"]["files"]["best.weights.h5"] = hashlib.sha1(files[k]).hexdigest()
+        files["kit-train.json"] = json.dumps(record).encode()
+    elif case == "folds":                                    # the local folds file changed since the push
+        kaggle_stub.on_push = None
+        text = open(path).read().splitlines()
+        flipped = [text[0]] + [f"{ln.rsplit(',', 1)[0]},{1 - int(ln.rsplit(',', 1)[1])}" for ln in text[1:]]
+    elif case == "labels":
+        k = _key(files, "fold0/config.json")
+        files[k] = _alter_config(files[k], labels=lambda ls: [l if l != "Buzz" else "Whistle" for l in ls])
+    elif case == "kit_version":
+        k = _key(files, "fold0/config.json")
+        files[k] = _alter_config(files[k], kit_version="0.1.9")
+    elif case == "missing":
+        files = {n: b for n, b in files.items() if "/fold0/" not in n}
+
+    def hook(run):
+        canned(files)(run)
+        if case == "folds":
+            with open(path, "w") as f:
+                f.write("\n".join(flipped) + "\n")
+    kaggle_stub.on_push = hook
+    assert kernels.main(train_cmd("--folds", "0")) == 1
+    captured = capsys.readouterr()
+    assert f"kit-freesound-train fold 0: " in captured.err and reason in captured.err, captured.err
+    assert f"refused kit-freesound-train fold 0" in captured.out
+    assert imported(tmp_path) == []
+    state = json.load(open(tmp_path / "kernels" / "freesound" / "train" / "state.json"))
+    assert state["units"]["kit-freesound-train"]["status"] == "refused"
+
+
+def test_a_kernel_in_error_imports_nothing_and_says_why(fold0_output, tmp_path, monkeypatch, kaggle_stub,
+                                                        kaggle_env, capsys):
+    monkeypatch.chdir(tmp_path)
+    layout(tmp_path)
+    files, _, _ = fold0_output
+    log = json.dumps([{"stream_name": "stdout", "time": 1.0, "data": "kernel: training ...\n"},
+                      {"stream_name": "stderr", "time": 2.0, "data": "ResourceExhaustedError: OOM when allocating\n"}])
+    message = "Your notebook tried to allocate more memory than is available"
+    kaggle_stub.on_push = canned(files, final=("ERROR", message), log=log)
+    assert kernels.main(train_cmd("--folds", "0")) == 1
+    captured = capsys.readouterr()
+    assert message in captured.err and "ResourceExhaustedError: OOM when allocating" in captured.err
+    assert "ended with error" in captured.err and "nothing imported" in captured.err
+    assert imported(tmp_path) == []
+    # run again: the failed kernel is pushed again (a new version), then imported
+    kaggle_stub.on_push = canned(files)
+    assert kernels.main(train_cmd("--folds", "0")) == 0
+    assert len(kaggle_stub.calls("SaveKernel")) == 2 and imported(tmp_path) == ["fold0"]
+
+
+def test_train_killed_while_waiting_reattaches_and_imports_once(fold0_output, tmp_path, monkeypatch, kaggle_stub,
+                                                               kaggle_env, capsys):
+    monkeypatch.chdir(tmp_path)
+    layout(tmp_path)
+    files, _, _ = fold0_output
+    kaggle_stub.on_push = canned(files, final=None)          # queued, then running until told otherwise
+    real, calls = kaggle_cli.kernel_status, []
+
+    def interrupted(*a, **k):
+        calls.append(a)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(kaggle_cli, "kernel_status", interrupted)
+    assert kernels.main(train_cmd("--folds", "0")) == 130
+    assert "run the same command again" in capsys.readouterr().out
+    state = json.load(open(tmp_path / "kernels" / "freesound" / "train" / "state.json"))
+    assert state["units"]["kit-freesound-train"]["status"] == "pushed"
+    assert imported(tmp_path) == []
+
+    monkeypatch.setattr(kaggle_cli, "kernel_status", real)
+    kaggle_stub.latest_run("kit-freesound-train").final = ("COMPLETE", None)
+    assert kernels.main(train_cmd("--folds", "0")) == 0
+    out = capsys.readouterr().out
+    assert "re-attaching to kituser/kit-freesound-train version 1" in out and "imported fold 0" in out
+    assert len(kaggle_stub.calls("SaveKernel")) == 1 and imported(tmp_path) == ["fold0"]
+    assert kernels.main(train_cmd("--folds", "0")) == 0
+    assert len(kaggle_stub.calls("SaveKernel")) == 1 and out.count("imported fold 0") == 1
+    assert "already imported: kit-freesound-train" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------ small parts
+
+def test_hardware_flags_follow_the_gpus_unless_the_user_typed_them(capsys):
+    t4x2 = [("Tesla T4", (7, 5)), ("Tesla T4", (7, 5))]
+    assert runtime.hardware_args(FAT2019, [], gpus=t4x2) == ["--strategy", "auto", "--mixed-precision"]
+    assert "strategy auto -> mirrored; precision mixed_float16" in capsys.readouterr().out
+    assert runtime.hardware_args(FAT2019, [], gpus=[("Tesla P100", (6, 0))]) == ["--strategy", "auto"]
+    assert runtime.hardware_args(FAT2019, [], gpus=[]) == ["--strategy", "auto"]
+    assert runtime.hardware_args(FAT2019, ["--strategy", "default", "--no-mixed-precision"], gpus=t4x2) == []
+    assert "default (--train-args); precision float32 (--train-args)" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_parallel_is_capped_and_flags_are_checked(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    layout(tmp_path)
+    with pytest.raises(SystemExit):
+        kernels.main(["train", "--help"])
+    assert f"at most {train.MAX_PARALLEL}" in capsys.readouterr().out
+    assert kernels.main(train_cmd("--parallel", str(train.MAX_PARALLEL + 1))) == 2
+    assert f"at most {train.MAX_PARALLEL} GPU sessions" in capsys.readouterr().err
+    assert kernels.main(train_cmd("--folds", "5")) == 2
+    assert "folds are 0-1" in capsys.readouterr().err
+    assert kernels.main(["train", "freesound", "--owner", USER, "--data-dir", "fat", "--train-args",
+                         "--n-folds 3"]) == 2
+    assert "has 2 folds but the training would use --n-folds 3" in capsys.readouterr().err
+    assert not (tmp_path / "kernels").exists()
+
+
+def test_a_local_fold_in_the_way_stops_before_any_push(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    layout(tmp_path)
+    name = FAT2019.open_data("fat").name
+    os.makedirs(tmp_path / "work" / name / "cnn" / "fold1")
+    assert kernels.main(train_cmd("--parallel", "2")) == 2          # no stub: a push would fail otherwise
+    err = capsys.readouterr().err
+    assert "fold1 already exists" in err and "nothing pushed" in err
+
+
+def test_the_quickdraw_kernel_carries_the_local_folds_file(tmp_path, monkeypatch):
+    """Both competitions' training kernels carry folds/<dataset>.csv when it exists."""
+    from src.quickdraw.competition import QUICKDRAW
+
+    monkeypatch.chdir(tmp_path)
+    args = type("A", (), {"data_dir": None})()
+    data = QUICKDRAW.open_data(None)
+    assert kernels._folds_csv(QUICKDRAW, args) is None                 # none here: the kernel makes its own
+    os.makedirs("folds")
+    with open(os.path.join("folds", data.name + ".csv"), "w") as f:
+        f.write("key_id,fold\n1,0\n")
+    assert kernels._folds_csv(QUICKDRAW, args) == "key_id,fold\n1,0\n"
+    shutil.rmtree("folds")
