@@ -6,6 +6,7 @@ setup(
     version="0.3.0",
     description="Competition kit: Freesound Audio Tagging 2019 and Quick, Draw! with TensorFlow/Keras 3",
     packages=find_packages(include=["src", "src.*"]),
+    package_data={"src.ship": ["kaggle_image.txt"]},     # Kaggle's package versions (kernels check)
     python_requires=">=3.10",
     install_requires=[
         # TensorFlow comes from an extra: 'tensorflow-cpu' and 'tensorflow' are different
