@@ -173,6 +173,22 @@ def test_parallel_train_imports_every_fold_and_predict_uses_them(tmp_path, monke
     assert "already imported" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_one_kernel_trains_every_fold_then_predicts(tmp_path, monkeypatch, kaggle_stub, kaggle_env, hidden_env,
+                                                    capsys):
+    """--parallel 1 (the default): one kernel, kit-freesound-train, runs cv --fold all and then
+    predict (as `build --kind train` does); both folds are imported."""
+    monkeypatch.chdir(tmp_path)
+    layout(tmp_path)
+    kaggle_stub.on_push = really_run(tmp_path, hidden_env)
+    assert kernels.main(train_cmd("--name", "gpu-cnn")) == 0, capsys.readouterr().err
+    assert [b["slug"] for b in kaggle_stub.calls("SaveKernel")] == [f"{USER}/kit-freesound-train"]
+    run = kaggle_stub.latest_run("kit-freesound-train")
+    assert "--fold all" in run.log and "oof lwlrap" in run.log and "submission.csv" in run.output_files
+    assert "--name gpu-cnn" in run.log
+    assert sorted(os.path.basename(p) for p in (tmp_path / "work").glob("fat-*/gpu-cnn/fold*")) == ["fold0", "fold1"]
+
+
 # ------------------------------------------------------------------------------------------ refusals
 
 def _alter_weights(data: bytes, tmp_path) -> bytes:
@@ -246,8 +262,8 @@ def test_an_untrustworthy_fold_is_refused_and_named(case, fold0_output, tmp_path
     kaggle_stub.on_push = hook
     assert kernels.main(train_cmd("--folds", "0")) == 1
     captured = capsys.readouterr()
-    assert f"kit-freesound-train fold 0: " in captured.err and reason in captured.err, captured.err
-    assert f"refused kit-freesound-train fold 0" in captured.out
+    assert "kit-freesound-train fold 0: " in captured.err and reason in captured.err, captured.err
+    assert "refused kit-freesound-train fold 0" in captured.out
     assert imported(tmp_path) == []
     state = json.load(open(tmp_path / "kernels" / "freesound" / "train" / "state.json"))
     assert state["units"]["kit-freesound-train"]["status"] == "refused"

@@ -343,16 +343,18 @@ def _train(comp: Competition, args) -> int:
             if status not in kaggle_cli.TERMINAL_STATUSES:
                 continue
             active.remove(u)
-            out = download(comp, u)
             if status in FAILED:
-                tail = _log_tail(os.path.join(out, u["slug"] + ".log"))
+                try:
+                    tail = _log_tail(os.path.join(download(comp, u), u["slug"] + ".log"))
+                except KitError as e:            # no output to show: the failure is still what counts
+                    tail = [f"(its log could not be downloaded: {e})"]
                 u.update(status=status, message=message)
                 save_state(comp, state)
                 failures.append(f"{u['id']} v{u['version']} ended with {status}" + (f": {message}" if message else "")
                                 + "; nothing imported" + ("; its log ends:\n  " + "\n  ".join(tail) if tail else ""))
                 print(f"train: {failures[-1]}", flush=True)
                 continue
-            refused = import_unit(comp, state, u, out)
+            refused = import_unit(comp, state, u, download(comp, u))
             u.update(status="imported" if not refused else "refused", message="; ".join(refused) or None)
             save_state(comp, state)
             for r in refused:
@@ -365,8 +367,8 @@ def _train(comp: Competition, args) -> int:
         print(f"train: run {s['run']}: fold(s) {', '.join(str(k) for k, _ in imported)} imported under "
               f"{os.path.dirname(imported[0][1])}; predict with python -m {comp.modules['predict']}", flush=True)
     if failures:
-        raise KitError(f"{len(failures)} problem(s): " + list_some(failures, 10) + f"; run the same command again to "
-                       f"push the failed kernel(s) again", exit_code=1)
+        raise KitError(f"{len(failures)} problem(s): " + list_some(failures, 10) + "; run the same command again to "
+                       "push the failed kernel(s) again", exit_code=1)
     return 0
 
 
