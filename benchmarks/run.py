@@ -60,7 +60,7 @@ class Size:
 
 
 SIZES = {
-    "smoke": Size("smoke", 6, 3, 2, 4, (60, 120), 32, 2, 4, False, False, False),
+    "smoke": Size("smoke", 4, 2, 1, 2, (20, 40), 32, 1, 1, False, False, False),
     "quick": Size("quick", 120, 8, 5, 81, (4970, 19815), 64, 10, 600, True, True, False),
     "full": Size("full", 345, 10, 9, 81, (4970, 19815), 128, 30, 2500, True, True, True),
 }

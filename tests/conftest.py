@@ -1,12 +1,16 @@
-"""Shared fixtures: a tiny FAT2019 layout, configs small enough for a 2-core CPU, and one short
-demo training per competition shared by the tests that need a trained run (learning, kernels)."""
+"""Shared fixtures: a tiny FAT2019 layout, configs small enough for a 2-core CPU, tiny trained
+runs made once per test session (copied where a test changes them), and one short learning demo
+training per competition (full suite only). See tests/PYRAMID.md for the tiers."""
 from __future__ import annotations
 
 import glob
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+from typing import Callable
 
 os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), "kit-test-keras-home"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -81,6 +85,252 @@ def run_module(module: str, *args: str, cwd, env: dict | None = None, timeout: i
                           timeout=timeout)
 
 
+def killed_in_process(main, argv: list[str], at: str) -> None:
+    """`main(argv)` killed at kill point `at` in this process: src/kit/errors.py raises
+    SimulatedKill (a BaseException: no `except Exception` catches it) where a real run would get
+    SIGKILL. Everything stays as the kill left it, except what `with`/`finally` blocks undo (the
+    fold's lock is released; a real kill leaves a lock file whose holder is dead, taken over on
+    the next start: tests/test_integrity.py keeps one real SIGKILL for that)."""
+    from src.kit import errors
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(errors, "SIMULATE_KILLS", True)
+        mp.setenv("KIT_KILL_AT", at)
+        with pytest.raises(errors.SimulatedKill) as e:
+            main(argv)
+    assert str(e.value) == at
+
+
+def copy_run(src, tmp_path, monkeypatch):
+    """A private copy of a session run's folder under tmp_path, made the cwd (for tests that
+    change the data or the runs)."""
+    dst = tmp_path / "run"
+    shutil.copytree(src, dst, symlinks=True)
+    monkeypatch.chdir(dst)
+    return dst
+
+
+# ------------------------------------------------------------------------ the background lane
+#
+# Most of this suite runs in pytest's own process, which keeps one of two cores busy (TensorFlow's
+# graph tracing is single-threaded). Work that runs as a subprocess anyway and whose result tests
+# only read (the trained runs shared by many tests, the benchmark smoke run, the multi-process
+# runs) is queued on one background lane, started when the session starts and run one job at a
+# time, in the order the selected tests first need them; tests that only check such a result run
+# last. A test that needs a job not started yet runs it at once, in its own process.
+
+
+class _Job:
+    def __init__(self, name: str, start: Callable[[str], object], needs: tuple[str, ...], last: bool):
+        self.name, self.start, self.needs, self.last = name, start, needs, last
+        self.started, self.done = False, threading.Event()
+        self.value, self.error, self.folder = None, None, None
+
+    def run(self) -> None:
+        try:
+            self.value = self.start(self.folder)
+        except BaseException as e:  # noqa: BLE001 - reported to every test that needs it
+            self.error = e
+        finally:
+            self.done.set()
+
+
+JOBS: dict[str, _Job] = {}
+
+
+def background_job(name: str, needs: tuple[str, ...] = (), last: bool = False):
+    """Register `start(folder) -> value` as the background job `name`; the fixture of the same
+    name returns `background.result(name)` (the lane finds the jobs the selected tests need by
+    their fixtures' names). `needs`: jobs it reads; `last`: the tests using it run at the end of
+    the session (they only read its result)."""
+    def register(start):
+        JOBS[name] = _Job(name, start, needs, last)
+        return start
+    return register
+
+
+class Lane:
+    def __init__(self, jobs: list[_Job]):
+        self.queue, self.jobs = list(jobs), {j.name: j for j in jobs}
+        self.lock, self.procs, self.stopped = threading.Lock(), set(), False
+        self.thread = threading.Thread(target=self._loop, name="test-background-lane", daemon=True)
+
+    def _loop(self) -> None:
+        while True:
+            with self.lock:
+                if self.stopped or not self.queue:
+                    return
+                job = self.queue.pop(0)
+                job.started = True
+            job.run()
+
+    def result(self, name: str):
+        """The job's value, once it has run (now, here, if it had not started yet). Waiting for a
+        `last` job, this process runs the other queued `last` jobs meanwhile (a second lane at the
+        end of the session, when only tests that read such results are left)."""
+        with self.lock:
+            if name not in self.jobs:                     # not foreseen from the selected tests
+                self.jobs[name] = JOBS[name]
+                self.jobs[name].folder = tempfile.mkdtemp(prefix=f"{name}-")
+            job = self.jobs[name]
+            here = not job.started
+            if here:
+                if job in self.queue:
+                    self.queue.remove(job)
+                job.started = True
+        if here:
+            job.run()
+        while job.last and not job.done.is_set():
+            with self.lock:
+                other = next((j for j in self.queue if j.last), None)
+                if other is not None:
+                    self.queue.remove(other)
+                    other.started = True
+            if other is None:
+                break
+            other.run()
+        job.done.wait()
+        if job.error is not None:
+            raise RuntimeError(f"background job {name} failed: {job.error!r}") from job.error
+        return job.value
+
+    def run(self, cmd: list[str], cwd, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+        """subprocess.run with capture, killed (its process group) when the session ends early."""
+        e = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        e.update(env or {})
+        p = subprocess.Popen(cmd, cwd=cwd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+        with self.lock:
+            self.procs.add(p)
+        try:
+            out, err = p.communicate(timeout=timeout)
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, 9)
+                p.wait()
+            with self.lock:
+                self.procs.discard(p)
+        return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+            procs = list(self.procs)
+        for p in procs:
+            try:
+                os.killpg(p.pid, 9)
+            except ProcessLookupError:
+                pass
+
+
+LANE: Lane | None = None
+
+
+def _jobs_for(items) -> list[_Job]:
+    """The jobs the selected items need (with what those jobs need), in order of first need."""
+    first: dict[str, int] = {}
+    for i, item in enumerate(items):
+        for name in getattr(item, "fixturenames", ()):
+            if name in JOBS:
+                first.setdefault(name, i)
+    order: list[str] = []
+
+    def add(name):
+        for dep in JOBS[name].needs:
+            add(dep)
+        if name not in order:
+            order.append(name)
+
+    for name in sorted(first, key=first.get):
+        add(name)
+    return [JOBS[n] for n in order]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background(request, tmp_path_factory):
+    """The session's background lane (see above), started with the first test."""
+    global LANE
+    jobs = _jobs_for(request.session.items)
+    for job in jobs:
+        job.folder = str(tmp_path_factory.mktemp(job.name))
+    LANE = Lane(jobs)
+    LANE.thread.start()
+    yield LANE
+    LANE.stop()
+
+
+def trained(lane: Lane, folder: str, module: str, *args: str) -> str:
+    """`python -m module args` (a training) in `folder`, which it returns; a failure raises."""
+    r = lane.run([sys.executable, "-m", module, *args], cwd=folder)
+    if r.returncode != 0:
+        raise RuntimeError(f"{module} {' '.join(args)} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
+    return folder
+
+
+# ----------------------------------------------------------------------- tiny runs, made once
+
+@background_job("fat_tiny_runs")
+def _fat_tiny_runs(folder):
+    write_tiny_layout(os.path.join(folder, "fat"))
+    return trained(LANE, folder, "src.cv", "--data-dir", "fat", *TINY_FLAGS, "--fold", "all", "--epochs", "1")
+
+
+@pytest.fixture(scope="session")
+def fat_tiny_runs(background):
+    """src.cv --fold all --epochs 1 on the tiny layout (cwd-relative: fat/, folds/, work/), 3
+    folds of run 'cnn'. Read-only: tests that change it take `fat_tiny`, a copy."""
+    import pathlib
+
+    return pathlib.Path(background.result("fat_tiny_runs"))
+
+
+@pytest.fixture
+def fat_tiny(fat_tiny_runs, tmp_path, monkeypatch):
+    """A private copy of fat_tiny_runs, the cwd. A --data-dir's dataset name hashes its path, so
+    the copy's folds/, cache/ and work/ entries are renamed to the copy's name (as if trained there)."""
+    import contextlib
+    import io
+
+    from src.fat2019 import data as fat_data
+    from src.fat2019.config import FatConfig
+
+    root = copy_run(fat_tiny_runs, tmp_path, monkeypatch)
+    old = one(str(root / "work" / "fat-*")).rsplit(os.sep, 1)[1]
+    with contextlib.redirect_stdout(io.StringIO()):
+        new = fat_data.load(FatConfig(data_dir="fat")).name
+    for p in glob.glob(str(root / "*" / (old + "*"))):
+        os.rename(p, p.replace(old, new))
+    return root
+
+
+# Quick Draw at tiny sizes (the demo data, 12 drawings per category, 3 folds).
+QD_TINY = ["--per-class", "12", "--epochs", "1", "--min-steps", "0", "--batch-size", "32", "--n-folds", "3",
+           "--no-jit"]
+QD_TINY_CNN = QD_TINY + ["--model", "cnn", "--raster-size", "32", "--cnn-filters", "4", "--cnn-blocks", "2"]
+
+
+@background_job("qd_tiny_run")
+def _qd_tiny_run(folder):
+    return trained(LANE, folder, "src.quickdraw.cv", "--fold", "0", *QD_TINY_CNN)
+
+
+@pytest.fixture(scope="session")
+def qd_tiny_run(background):
+    """src.quickdraw.cv --fold 0 with QD_TINY_CNN on the generated demo (data/, folds/, work/),
+    run 'cnn'. Read-only: tests that change it take `qd_tiny`, a copy."""
+    import pathlib
+
+    return pathlib.Path(background.result("qd_tiny_run"))
+
+
+@pytest.fixture
+def qd_tiny(qd_tiny_run, tmp_path, monkeypatch):
+    """A private copy of qd_tiny_run, the cwd (the demo's dataset name does not hash its path)."""
+    return copy_run(qd_tiny_run, tmp_path, monkeypatch)
+
+
+# ------------------------------------------------------------ learning demo runs (full suite)
+
 # The demo at a size a 2-core CPU trains in about a minute, still clearly learning.
 FAT_DEMO_FLAGS = ["--sample-rate", "16000", "--n-mels", "32", "--n-fft", "1024", "--hop-length", "256",
                   "--crop-frames", "64", "--width", "8", "--blocks", "3", "--epochs", "12", "--batch-size", "16"]
@@ -88,27 +338,42 @@ QD_DEMO_FLAGS = ["--model", "cnn", "--raster-size", "32", "--cnn-filters", "8", 
                  "--per-class", "60", "--epochs", "8", "--min-steps", "0", "--batch-size", "32"]
 
 
-@pytest.fixture(scope="session")
-def fat_demo_run(tmp_path_factory):
-    """src.cv --fold 0 on the built-in FAT2019 demo (generated), in its own folder."""
-    from src import cv
+@background_job("fat_demo_run")
+def _fat_demo_run(folder):
+    return trained(LANE, folder, "src.cv", "--fold", "0", *FAT_DEMO_FLAGS)
 
-    root = tmp_path_factory.mktemp("fat-demo")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(root)
-    assert cv.main(["--fold", "0", *FAT_DEMO_FLAGS]) == 0
-    mp.undo()
-    return root
+
+@background_job("qd_demo_run")
+def _qd_demo_run(folder):
+    return trained(LANE, folder, "src.quickdraw.cv", "--fold", "0", *QD_DEMO_FLAGS)
 
 
 @pytest.fixture(scope="session")
-def qd_demo_run(tmp_path_factory):
+def fat_demo_run(background):
+    """src.cv --fold 0 on the built-in FAT2019 demo (generated; the default --jit path), in its
+    own folder: for the tests that need a model that learned (marked slow, see below)."""
+    import pathlib
+
+    return pathlib.Path(background.result("fat_demo_run"))
+
+
+@pytest.fixture(scope="session")
+def qd_demo_run(background):
     """src.quickdraw.cv --fold 0 on the built-in Quick Draw demo, in its own folder."""
-    from src.quickdraw import cv
+    import pathlib
 
-    root = tmp_path_factory.mktemp("qd-demo")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(root)
-    assert cv.main(["--fold", "0", *QD_DEMO_FLAGS]) == 0
-    mp.undo()
-    return root
+    return pathlib.Path(background.result("qd_demo_run"))
+
+
+# Tests that need a learning demo run are full-suite only, whoever wrote them.
+DEMO_FIXTURES = {"fat_demo_run", "qd_demo_run"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if DEMO_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+    # tests that only read a `last` background job's result run at the end, when it is done
+    late = [i for i in items if any(JOBS[n].last for n in getattr(i, "fixturenames", ()) if n in JOBS)]
+    items[:] = [i for i in items if i not in late] + late

@@ -1,12 +1,32 @@
 """The benchmark harness in its smallest mode on the demo data, so it cannot rot (not timed)."""
+import os
+import pathlib
 import re
+import sys
 
-from conftest import run_module
+import pytest
+
+from conftest import background_job
 
 
-def test_benchmark_harness_smoke(tmp_path):
-    r = run_module("benchmarks.run", "--smoke", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"),
-                   cwd=tmp_path, timeout=900)
+@background_job("benchmark_smoke", last=True)
+def _benchmark_smoke(folder):
+    from conftest import LANE
+
+    r = LANE.run([sys.executable, "-m", "benchmarks.run", "--smoke", "--out", os.path.join(folder, "out"),
+                  "--work", os.path.join(folder, "work")], cwd=folder, timeout=900)
+    return r, pathlib.Path(folder)
+
+
+@pytest.fixture
+def benchmark_smoke(background):
+    """`python -m benchmarks.run --smoke` in its own folder, run on the background lane."""
+    return background.result("benchmark_smoke")
+
+
+@pytest.mark.slow
+def test_benchmark_harness_smoke(benchmark_smoke):
+    r, tmp_path = benchmark_smoke
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     md = (tmp_path / "out" / "RESULTS.md").read_text()
     assert "FAILED" not in md, md

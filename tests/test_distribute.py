@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY_FLAGS, one, run_module
+from conftest import ROOT, TINY_FLAGS, background_job, one, write_tiny_layout
 from src.kit import distribute
 from src.kit.errors import KitError
 
@@ -31,16 +31,25 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def test_two_workers_match_one_process_and_only_the_chief_writes(tiny):
-    single = run_module("src.cv", "--data-dir", "fat", *FLAGS, "--work-dir", "single", cwd=".")
-    assert single.returncode == 0, single.stderr[-2000:]
+@background_job("two_workers", last=True)
+def _two_workers(folder):
+    """One process, then two workers on 127.0.0.1 (the same command with TF_CONFIG), on one tiny
+    layout: (single, worker outputs, folder)."""
+    import conftest
+
+    lane = conftest.LANE
+    write_tiny_layout(os.path.join(folder, "fat"))
+    cmd = [sys.executable, "-m", "src.cv", "--data-dir", "fat", *FLAGS]
+    single = lane.run(cmd + ["--work-dir", "single"], cwd=folder)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
     env = dict(os.environ, PYTHONPATH=ROOT)
-    procs = [subprocess.Popen([sys.executable, "-m", "src.cv", "--data-dir", "fat", *FLAGS, "--work-dir", "multi",
-                               "--strategy", "multiworker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    procs = [subprocess.Popen(cmd + ["--work-dir", "multi", "--strategy", "multiworker"], cwd=folder,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env={**env, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker",
                                                                                                 "index": i}})},
                               start_new_session=True) for i in range(2)]
+    with lane.lock:
+        lane.procs.update(procs)
     deadline = time.time() + 300
     outs = []
     try:
@@ -50,7 +59,25 @@ def test_two_workers_match_one_process_and_only_the_chief_writes(tiny):
         for p in procs:                  # a worker waiting for a dead peer ignores SIGTERM
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
-    assert [p.returncode for p in procs] == [0, 0], [o[1][-1500:] for o in outs]
+                p.wait()
+        with lane.lock:
+            lane.procs.difference_update(procs)
+    return single, [(p.returncode, out, err) for p, (out, err) in zip(procs, outs)], folder
+
+
+@pytest.fixture
+def two_workers(background, monkeypatch):
+    single, workers, folder = background.result("two_workers")
+    monkeypatch.chdir(folder)
+    return single, workers
+
+
+@pytest.mark.slow
+def test_two_workers_match_one_process_and_only_the_chief_writes(two_workers):
+    single, workers = two_workers
+    assert single.returncode == 0, single.stderr[-2000:]
+    assert [w[0] for w in workers] == [0, 0], [w[2][-1500:] for w in workers]
+    outs = [w[1:] for w in workers]
     assert "MultiWorkerMirroredStrategy, 2 replica(s) over 2 worker(s)" in outs[0][0] and "chief" in outs[0][0]
     a = pd.read_csv(one("single/fat-*/cnn/fold0/history.csv"))
     b = pd.read_csv(one("multi/fat-*/cnn/fold0/history.csv"))

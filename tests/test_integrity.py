@@ -1,6 +1,11 @@
 """Kill safety and one writer per fold: a process killed (SIGKILL, at a named point via
 KIT_KILL_AT) leaves either the old complete fold or a resumable new one, never a folder mixing
-two runs, and predict never uses a half-made fold."""
+two runs, and predict never uses a half-made fold.
+
+Kills are simulated in-process (conftest.killed_in_process: SimulatedKill where SIGKILL would be;
+the fold's lock is released by its context manager, which a real kill does not do), except the kill
+between the two renames of the move into place, a real SIGKILL of a `python -m src.cv` process: the
+one that leaves a lock file and a renamed-aside folder of a dead process for the next start."""
 import json
 import os
 import subprocess
@@ -10,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY_FLAGS, one, run_module
+from conftest import ROOT, TINY_FLAGS, killed_in_process, one, run_module
 from src import cv, predict
 from src.kit.errors import KitWarning
 
@@ -20,6 +25,7 @@ def cv_flags(*extra):
 
 
 def killed_cv(at: str, *extra) -> subprocess.CompletedProcess:
+    """A real SIGKILL: src.cv in its own process, killed at `at`."""
     r = run_module("src.cv", *cv_flags(*extra), cwd=".", env={"KIT_KILL_AT": at})
     assert r.returncode == -9, (r.returncode, r.stdout[-1500:], r.stderr[-1500:])
     return r
@@ -30,18 +36,16 @@ def weights_of(path):
         return f.read()
 
 
-def test_a_retrain_killed_midway_leaves_the_finished_fold_in_use_then_resumes(tiny, capsys):
-    assert cv.main(cv_flags("--epochs", "1")) == 0
-    final = one("work/fat-*/cnn/fold0")
+@pytest.mark.slow
+def test_a_retrain_killed_midway_leaves_the_finished_fold_in_use_then_resumes(fat_tiny, capsys):
+    final = one("work/fat-*/cnn/fold0")                                     # finished: 1 epoch, cv_flags' config
     before = weights_of(os.path.join(final, "best.weights.h5"))
-    killed_cv("after-state-1", "--epochs", "3", "--lr", "0.01")           # a fresh retrain, killed after epoch 1
+    killed_in_process(cv.main, cv_flags("--epochs", "3", "--lr", "0.01"), "after-state-1")   # a fresh retrain
     assert weights_of(os.path.join(final, "best.weights.h5")) == before    # the finished fold is untouched
     assert json.load(open(os.path.join(final + ".partial", "state.json")))["epoch"] == 1
-    from src.kit.atomic import pid_alive
-
-    assert not pid_alive(json.load(open(final + ".lock"))["pid"])         # its lock names a dead process: taken over
-    assert predict.main(["--data-dir", "fat"]) == 0                        # predict uses the finished one only
-    assert "1 run(s), 1 fold(s)" in capsys.readouterr().out
+    capsys.readouterr()
+    assert predict.main(["--data-dir", "fat"]) == 0                        # predict uses the finished ones only
+    assert "1 run(s), 3 fold(s)" in capsys.readouterr().out
     assert cv.main(cv_flags("--resume", "--epochs", "3")) == 0             # continues the killed retrain
     assert "resuming after epoch 1" in capsys.readouterr().out
     assert not os.path.exists(final + ".partial")
@@ -50,16 +54,9 @@ def test_a_retrain_killed_midway_leaves_the_finished_fold_in_use_then_resumes(ti
     assert json.load(open(os.path.join(final, "config.json")))["lr"] == 0.01
 
 
-@pytest.mark.parametrize("at", ["before-state-2", "before-done", "before-move", "between-renames"])
-def test_every_kill_point_ends_in_a_complete_fold(tiny, capsys, at):
-    """Killed while committing an epoch, after metrics.json, before or during the move into place:
-    a later start finishes or resumes it, and the fold's files all come from one run."""
-    if at == "between-renames":
-        assert cv.main(cv_flags("--epochs", "1")) == 0                     # an old fold to be replaced
-    killed_cv(at, "--epochs", "2")
-    assert cv.main(cv_flags("--epochs", "2", "--resume")) == 0
+def check_complete_fold(others=()):
     final = one("work/fat-*/cnn/fold0")
-    assert sorted(p for p in os.listdir(os.path.dirname(final))) == ["fold0"]   # no partial, no temp, no lock
+    assert sorted(os.listdir(os.path.dirname(final))) == ["fold0", *others]   # no partial, no temp, no lock
     state = json.load(open(os.path.join(final, "state.json")))
     metrics = json.load(open(os.path.join(final, "metrics.json")))
     assert state["done"] and state["epoch"] == 2 == metrics["epochs_run"]
@@ -70,7 +67,34 @@ def test_every_kill_point_ends_in_a_complete_fold(tiny, capsys, at):
     assert len(oof) == metrics["n_val"]
 
 
-def test_a_second_process_on_the_same_fold_is_refused_by_name(tiny, capsys):
+@pytest.mark.slow
+@pytest.mark.parametrize("at", ["before-state-2", "before-done", "before-move"])
+def test_every_kill_point_ends_in_a_complete_fold(tiny, capsys, at):
+    """Killed while committing an epoch, after metrics.json, before the move into place: a later
+    start finishes or resumes it, and the fold's files all come from one run."""
+    killed_in_process(cv.main, cv_flags("--epochs", "2"), at)
+    assert cv.main(cv_flags("--epochs", "2", "--resume")) == 0
+    check_complete_fold()
+
+
+@pytest.mark.slow
+def test_a_real_sigkill_between_the_renames_ends_in_a_complete_fold(fat_tiny, capsys):
+    """SIGKILL of a real process while moving a finished retrain over the old fold (the old one
+    renamed aside, the new one not yet in place): the next start takes over the dead process's
+    lock, removes the renamed-aside folder and finishes the move."""
+    from src.kit.atomic import pid_alive
+
+    killed_cv("between-renames", "--epochs", "2")                           # the old fold: the session's tiny run
+    final = os.path.join(os.path.dirname(one("work/fat-*/cnn/fold1")), "fold0")
+    assert not os.path.exists(final) and os.path.isfile(os.path.join(final + ".partial", "metrics.json"))
+    assert [p for p in os.listdir(os.path.dirname(final)) if p.endswith(".old.tmp")]   # the old one, set aside
+    assert not pid_alive(json.load(open(final + ".lock"))["pid"])         # its lock names a dead process
+    assert cv.main(cv_flags("--epochs", "2", "--resume")) == 0
+    check_complete_fold(["fold1", "fold2"])
+
+
+@pytest.mark.slow
+def test_a_second_process_on_the_same_fold_is_refused_by_name(fat_tiny, capsys):
     from src.fat2019 import data as fat_data
     from src.fat2019.config import FatConfig
 
@@ -93,9 +117,12 @@ with lock.exclusive({lock_path!r}, "x"):
     finally:
         holder.kill()
         holder.wait()
-    assert cv.main(cv_flags("--epochs", "1")) == 0                         # the dead holder's lock is taken over
+    capsys.readouterr()
+    assert cv.main(cv_flags("--epochs", "1", "--resume")) == 0             # the dead holder's lock is taken over
+    assert "already finished" in capsys.readouterr().out                   # (the session's tiny run: no training)
 
 
+@pytest.mark.slow
 def test_two_first_demo_generations_at_once_both_succeed(tmp_path):
     code = f"""
 import sys

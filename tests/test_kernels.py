@@ -1,11 +1,15 @@
 """Kaggle kernels: the built script run as Kaggle runs it (a fake /kaggle root via KAGGLE_KIT_ROOT,
 the repository's src hidden from it) writes what local prediction writes; weights that do not
 load as trained are refused; bad input gets one line; the real kaggle CLI pushes, uploads and
-follows them against a local stand-in of Kaggle's API."""
+follows them against a local stand-in of Kaggle's API. The kernels ship the session's tiny runs
+(conftest `fat_tiny`, `qd_tiny`): they check that what is shipped predicts what was trained, which
+any trained fold shows (the demo runs' learning is tested in test_pipeline/test_quickdraw_e2e)."""
 from __future__ import annotations
 
+import glob
 import json
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -15,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, one
+from conftest import ROOT, TINY_FLAGS, background_job, one, write_tiny_layout
 from kaggle_stub import USER, kaggle_env, kaggle_stub  # noqa: F401 (fixtures)
 from src.ship import kernels
 from src import predict
@@ -30,21 +34,41 @@ sys.path[:] = [p for p in sys.path if not os.path.realpath(p or os.getcwd()).sta
 """
 
 
-@pytest.fixture(scope="module")
-def hidden(tmp_path_factory):
-    """A sitecustomize that hides the installed kit: `import src` fails unless the kernel unpacked it."""
-    d = tmp_path_factory.mktemp("hide")
+def hiding_env(d) -> dict:
+    """An environment whose sitecustomize (written into `d`) hides the installed kit."""
+    d = pathlib.Path(d)
+    d.mkdir(parents=True, exist_ok=True)
     (d / "sitecustomize.py").write_text(HIDE_KIT)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(d)
-    r = subprocess.run([sys.executable, "-c", "import src"], cwd=d, env=env, capture_output=True, text=True)
-    assert r.returncode != 0 and "No module named 'src'" in r.stderr
     return env
+
+
+def check_hidden(env):
+    r = subprocess.run([sys.executable, "-c", "import src"], cwd=env["PYTHONPATH"], env=env, capture_output=True,
+                       text=True)
+    assert r.returncode != 0 and "No module named 'src'" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def hidden(tmp_path_factory):
+    """A sitecustomize that hides the installed kit: `import src` fails unless the kernel unpacked it."""
+    env = hiding_env(tmp_path_factory.mktemp("hide"))
+    check_hidden(env)
+    return env
+
+
+def only_fold0():
+    """Leave fold 0 alone in the copied FAT run: a smaller dataset to stage where the fold count
+    does not matter."""
+    for d in glob.glob("work/fat-*/cnn/fold[12]"):
+        shutil.rmtree(d)
 
 
 def stage_and_build(run_dir, name, monkeypatch):
     monkeypatch.chdir(run_dir)
-    assert kernels.main(["dataset", name, "--dry-run", "--owner", USER]) == 0
+    data = ["--data-dir", "fat"] if name == "freesound" else []          # the tiny layout; Quick Draw: the demo
+    assert kernels.main(["dataset", name, "--dry-run", "--owner", USER, *data]) == 0
     assert kernels.main(["build", name, "--owner", USER]) == 0
     return run_dir / "kernels" / name
 
@@ -63,21 +87,22 @@ def run_kernel(script, root, env):
                           env={**env, "KAGGLE_KIT_ROOT": str(root)}, timeout=600)
 
 
-def test_freesound_kernel_writes_what_predict_writes_and_refuses_bad_weights(fat_demo_run, tmp_path, hidden,
+@pytest.mark.slow
+def test_freesound_kernel_writes_what_predict_writes_and_refuses_bad_weights(fat_tiny, tmp_path, hidden,
                                                                                 monkeypatch, capsys):
-    built = stage_and_build(fat_demo_run, "freesound", monkeypatch)
+    built = stage_and_build(fat_tiny, "freesound", monkeypatch)
     manifest = json.load(open(built / "dataset" / "kit-manifest.json"))
     assert manifest["competition"] == FAT_COMP and list(manifest["runs"]) == ["cnn"]
     assert not list((built / "dataset").glob("*.keras"))                 # weights, not .keras files
     meta = json.load(open(built / "build" / "kernel-metadata.json"))
     assert meta["enable_internet"] is False and meta["competition_sources"] == [FAT_COMP]
     assert meta["dataset_sources"] == [f"{USER}/kit-freesound-models"]
-    assert predict.main(["--out", "local.csv"]) == 0                       # the same runs, locally
-    root = fake_root(tmp_path, fat_demo_run / "data" / "demo-fat2019", FAT_COMP, built / "dataset")
+    assert predict.main(["--data-dir", "fat", "--out", "local.csv"]) == 0   # the same runs, locally
+    root = fake_root(tmp_path, fat_tiny / "fat", FAT_COMP, built / "dataset")
     r = run_kernel(built / "build" / "kernel.py", root, hidden)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert "unpacked to" in r.stdout and "reference outputs match" in r.stdout and "done in" in r.stdout
-    local = pd.read_csv(fat_demo_run / "local.csv").set_index("fname")
+    local = pd.read_csv(fat_tiny / "local.csv").set_index("fname")
     kaggle = pd.read_csv(root / "working" / "submission.csv").set_index("fname")
     assert list(kaggle.columns) == list(local.columns) and list(kaggle.index) == list(local.index)
     assert np.abs(kaggle.to_numpy() - local.to_numpy()).max() < 1e-3
@@ -100,31 +125,36 @@ def _datasets(f):
     return out
 
 
-def test_quickdraw_kernel_writes_the_same_words(qd_demo_run, tmp_path, hidden, monkeypatch):
-    built = stage_and_build(qd_demo_run, "quickdraw", monkeypatch)
+@pytest.mark.slow
+def test_quickdraw_kernel_writes_the_same_words(qd_tiny, tmp_path, hidden, monkeypatch):
+    built = stage_and_build(qd_tiny, "quickdraw", monkeypatch)
     assert qd_predict.main(["--out", "local.csv"]) == 0
-    root = fake_root(tmp_path, qd_demo_run / "data" / "demo-quickdraw", QD_COMP, built / "dataset")
+    root = fake_root(tmp_path, qd_tiny / "data" / "demo-quickdraw", QD_COMP, built / "dataset")
     r = run_kernel(built / "build" / "kernel.py", root, hidden)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    local = pd.read_csv(qd_demo_run / "local.csv", dtype=str)
+    local = pd.read_csv(qd_tiny / "local.csv", dtype=str)
     kaggle = pd.read_csv(root / "working" / "submission.csv", dtype=str)
     assert kaggle.equals(local)
 
 
-def test_kernel_without_a_models_dataset_says_where_it_looked(tmp_path, hidden, fat_demo_run, monkeypatch):
-    built = stage_and_build(fat_demo_run, "freesound", monkeypatch)
-    root = fake_root(tmp_path, fat_demo_run / "data" / "demo-fat2019", FAT_COMP, built / "dataset")
+@pytest.mark.slow
+def test_kernel_without_a_models_dataset_says_where_it_looked(tmp_path, hidden, fat_tiny, monkeypatch):
+    only_fold0()
+    built = stage_and_build(fat_tiny, "freesound", monkeypatch)
+    root = fake_root(tmp_path, fat_tiny / "fat", FAT_COMP, built / "dataset")
     shutil.rmtree(root / "input" / "my-uploaded-models")
     r = run_kernel(built / "build" / "kernel.py", root, hidden)
     assert r.returncode == 1 and "kit-manifest.json" in r.stderr and f"{root}/input/*/" in r.stderr
 
 
-def test_build_is_clean_and_bad_input_is_one_line(tmp_path, fat_demo_run, monkeypatch, capsys):
-    built = stage_and_build(fat_demo_run, "freesound", monkeypatch)
+@pytest.mark.slow
+def test_build_is_clean_and_bad_input_is_one_line(tmp_path, fat_tiny, monkeypatch, capsys):
+    only_fold0()
+    built = stage_and_build(fat_tiny, "freesound", monkeypatch)
     (built / "build" / "stale.py").write_text("old")
     (built / "dataset" / "old-run.fold3.weights.h5").write_text("old")
     assert kernels.main(["build", "freesound", "--owner", USER]) == 0
-    assert kernels.main(["dataset", "freesound", "--dry-run", "--owner", USER]) == 0
+    assert kernels.main(["dataset", "freesound", "--dry-run", "--owner", USER, "--data-dir", "fat"]) == 0
     assert sorted(os.listdir(built / "build")) == ["kernel-metadata.json", "kernel.py"]
     assert not (built / "dataset" / "old-run.fold3.weights.h5").exists()
     monkeypatch.chdir(tmp_path)                                            # a folder with no trained runs
@@ -145,8 +175,10 @@ def test_runs_whose_folds_differ_are_refused(tmp_path):
         runs.check_consistent(folds, FAT2019.consistent_keys)
 
 
-def test_push_dataset_status_against_the_stub(fat_demo_run, kaggle_stub, kaggle_env, monkeypatch, capsys):
-    built = stage_and_build(fat_demo_run, "freesound", monkeypatch)
+@pytest.mark.slow
+def test_push_dataset_status_against_the_stub(fat_tiny, kaggle_stub, kaggle_env, monkeypatch, capsys):
+    only_fold0()
+    built = stage_and_build(fat_tiny, "freesound", monkeypatch)
     script = (built / "build" / "kernel.py").read_text()
     assert kernels.main(["push", "freesound"]) == 0
     body = kaggle_stub.calls("SaveKernel")[0]
@@ -160,7 +192,7 @@ def test_push_dataset_status_against_the_stub(fat_demo_run, kaggle_stub, kaggle_
     assert kernels.main(["push", "freesound"]) == 1
     assert "Notebook size exceeds the limit" in capsys.readouterr().err
 
-    assert kernels.main(["dataset", "freesound", "--owner", USER]) == 0      # first time: create
+    assert kernels.main(["dataset", "freesound", "--owner", USER, "--data-dir", "fat"]) == 0   # first time: create
     names = kaggle_stub.names()
     assert "GetDatasetStatus" in names and "CreateDataset" in names and names.count("StartBlobUpload") >= 4
     created = kaggle_stub.calls("CreateDataset")[0]
@@ -168,7 +200,7 @@ def test_push_dataset_status_against_the_stub(fat_demo_run, kaggle_stub, kaggle_
     uploaded = {b["name"] for b in kaggle_stub.calls("StartBlobUpload")}
     assert "kit-manifest.json" in uploaded and "cnn.fold0.weights.h5" in uploaded
     kaggle_stub.datasets.add(f"{USER}/kit-freesound-models")
-    assert kernels.main(["dataset", "freesound", "--owner", USER]) == 0      # then: a new version
+    assert kernels.main(["dataset", "freesound", "--owner", USER, "--data-dir", "fat"]) == 0   # then: a new version
     assert kaggle_stub.calls("CreateDatasetVersion")
 
     kaggle_stub.kernel_statuses[:] = [("ERROR", "Your notebook tried to allocate more memory than is available")]
@@ -183,23 +215,51 @@ def test_push_dataset_status_against_the_stub(fat_demo_run, kaggle_stub, kaggle_
     assert sub["kernelSlug"] == "kit-freesound-predict" and sub["kernelVersion"] == 1
 
 
-def test_training_kernel_trains_every_fold_and_predicts(tiny, tmp_path, hidden, monkeypatch):
-    """--kind train: the folds file travels inside the script (iterative-stratification is not in
-    Kaggle's image); the kernel trains every fold on the competition data and writes a submission."""
-    from conftest import TINY_FLAGS
-    from src.fat2019 import folds
+TRAIN_ARGS = " ".join(TINY_FLAGS + ["--epochs", "1"])
+PREP_TRAINING_KERNEL = f"""
+from src.fat2019 import folds
+from src.ship import kernels
+print("folds exit", folds.main(["--data-dir", "fat", "--n-folds", "3"]))
+print("build exit", kernels.main(["build", "freesound", "--owner", {USER!r}, "--kind", "train", "--data-dir", "fat",
+                                  "--train-args", {TRAIN_ARGS!r}]))
+"""
 
-    assert folds.main(["--data-dir", "fat", "--n-folds", "3"]) == 0
-    train_args = " ".join(TINY_FLAGS + ["--epochs", "1"])
-    assert kernels.main(["build", "freesound", "--owner", USER, "--kind", "train", "--data-dir", "fat",
-                         "--train-args", train_args]) == 0
-    meta = json.load(open("kernels/freesound/build-train/kernel-metadata.json"))
-    assert meta["id"] == f"{USER}/kit-freesound-train" and meta["dataset_sources"] == []
-    root = tmp_path / "kaggle"
+
+@background_job("training_kernel", last=True)
+def _training_kernel(folder):
+    """The folds file and the --kind train kernel made on a tiny layout, then the kernel run as
+    Kaggle runs it: (preparation, kernel run, folder)."""
+    import conftest
+
+    folder = pathlib.Path(folder)
+    write_tiny_layout(str(folder / "fat"))
+    prep = conftest.LANE.run([sys.executable, "-c", PREP_TRAINING_KERNEL], cwd=folder)
+    root = folder / "kaggle"
     (root / "input").mkdir(parents=True)
     (root / "working").mkdir()
-    os.symlink(os.path.abspath("fat"), root / "input" / FAT_COMP)
-    r = run_kernel(tmp_path / "kernels" / "freesound" / "build-train" / "kernel.py", root, hidden)
+    os.symlink(folder / "fat", root / "input" / FAT_COMP)
+    env = hiding_env(folder / "hide")
+    check_hidden(env)
+    script = folder / "kernels" / "freesound" / "build-train" / "kernel.py"
+    r = conftest.LANE.run([sys.executable, str(script)], cwd=root / "working", env={**env, "KAGGLE_KIT_ROOT": str(root)},
+                          timeout=600) if script.exists() else None
+    return prep, r, folder
+
+
+@pytest.fixture
+def training_kernel(background):
+    return background.result("training_kernel")
+
+
+@pytest.mark.slow
+def test_training_kernel_trains_every_fold_and_predicts(training_kernel):
+    """--kind train: the folds file travels inside the script (iterative-stratification is not in
+    Kaggle's image); the kernel trains every fold on the competition data and writes a submission."""
+    prep, r, folder = training_kernel
+    assert "folds exit 0" in prep.stdout and "build exit 0" in prep.stdout, prep.stdout[-2000:] + prep.stderr[-3000:]
+    meta = json.load(open(folder / "kernels/freesound/build-train/kernel-metadata.json"))
+    assert meta["id"] == f"{USER}/kit-freesound-train" and meta["dataset_sources"] == []
+    root = folder / "kaggle"
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert "oof lwlrap" in r.stdout and (root / "working" / "submission.csv").exists()
     assert len(list((root / "working" / "work").glob("freesound-audio-tagging-2019-*/cnn/fold*/best.weights.h5"))) == 3

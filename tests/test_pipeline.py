@@ -1,14 +1,20 @@
-"""FAT2019 end to end on a tiny layout: folds, training, resume, prediction, and every bad-input case."""
+"""FAT2019 end to end on a tiny layout: folds, training, resume, prediction, and every bad-input case.
+Tests that only need trained runs start from a copy of the session's tiny run (conftest `fat_tiny`)."""
+import dataclasses
 import glob
 import json
 import os
+import shutil
+import typing
+
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 
-from conftest import TINY_FLAGS, TINY_LABELS, one, run_module
+from conftest import ROOT, TINY_FLAGS, TINY_LABELS, background_job, one, write_tiny_layout
 from src import cv, predict
 from src.fat2019 import folds, score
 from src.fat2019.config import FatConfig, KNOWN_BAD_CLIPS
@@ -99,14 +105,19 @@ def test_train_predict_score_and_resume(tiny, capsys):
     assert "1 duplicate fname(s)" in capsys.readouterr().err
 
 
-def test_resume_drops_history_rows_after_the_saved_state(tiny, capsys):
-    assert run_cv("--fold", "1", "--epochs", "2") == 0
-    d = fold(k=1)
+@pytest.mark.slow
+def test_resume_drops_history_rows_after_the_saved_state(fat_tiny, capsys):
+    d = fold(k=1)                                                         # 1 epoch, finished
+    h = pd.read_csv(os.path.join(d, "history.csv"))
+    stale = h.assign(epoch=2, loss=123.0)                                 # epoch 2's row, never committed
+    pd.concat([h, stale]).to_csv(os.path.join(d, "history.csv"), index=False)
     state = json.load(open(os.path.join(d, "state.json")))
-    state.update(epoch=1, done=False)                                     # as if killed during epoch 2
+    assert state["epoch"] == 1
+    state.update(done=False)                                              # as if killed during epoch 2
     json.dump(state, open(os.path.join(d, "state.json"), "w"))
-    assert run_cv("--fold", "1", "--resume") == 0
-    assert pd.read_csv(os.path.join(d, "history.csv"))["epoch"].tolist() == [1, 2]
+    assert run_cv("--fold", "1", "--resume", "--epochs", "2") == 0
+    h = pd.read_csv(os.path.join(d, "history.csv"))
+    assert h["epoch"].tolist() == [1, 2] and 123.0 not in h["loss"].tolist()
 
 
 def test_missing_training_files_stop_before_training(tiny, capsys):
@@ -161,6 +172,7 @@ def _rewrite(path, change):
         f.write(change(text))
 
 
+@pytest.mark.slow
 def test_unusable_training_clips_are_skipped_and_counted(tiny, capsys):
     cur = pd.read_csv("fat/train_curated.csv")
     junk, empty, silent, nan = cur["fname"][3], cur["fname"][4], cur["fname"][5], cur["fname"][6]
@@ -180,6 +192,7 @@ def test_unusable_training_clips_are_skipped_and_counted(tiny, capsys):
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("oof lwlrap ")
 
 
+@pytest.mark.slow
 def test_known_bad_clips_left_out_unless_kept(tiny, capsys):
     cur = pd.read_csv("fat/train_curated.csv")
     os.rename(os.path.join("fat/train_curated", cur["fname"][0]), os.path.join("fat/train_curated", KNOWN_BAD_CLIPS[0]))
@@ -191,8 +204,8 @@ def test_known_bad_clips_left_out_unless_kept(tiny, capsys):
     assert "leaving out" not in capsys.readouterr().out
 
 
-def test_unreadable_test_clip_gets_label_frequencies(tiny, capsys):
-    assert run_cv("--fold", "0", "--epochs", "1") == 0
+@pytest.mark.slow
+def test_unreadable_test_clip_gets_label_frequencies(fat_tiny, capsys):
     sample = pd.read_csv("fat/sample_submission.csv")
     bad = sample["fname"][1]
     open(os.path.join("fat/test", bad), "wb").write(b"garbage")
@@ -203,8 +216,8 @@ def test_unreadable_test_clip_gets_label_frequencies(tiny, capsys):
     np.testing.assert_allclose(sub.loc[1, TINY_LABELS].to_numpy(dtype=float), [1 / 3] * 3, atol=1e-6)
 
 
-def test_missing_test_files_stop_predict_unless_allowed(tiny, capsys):
-    assert run_cv("--fold", "0", "--epochs", "1") == 0
+@pytest.mark.slow
+def test_missing_test_files_stop_predict_unless_allowed(fat_tiny, capsys):
     sample = pd.read_csv("fat/sample_submission.csv")
     os.remove(os.path.join("fat/test", sample["fname"][2]))
     capsys.readouterr()
@@ -226,12 +239,17 @@ def test_predict_without_training_is_a_clear_error(tiny, capsys):
     assert "python -m src.cv" in capsys.readouterr().err
 
 
-def test_predict_trusts_only_finished_runs_that_match_the_data(tiny, capsys):
+@pytest.mark.slow
+def test_predict_trusts_only_finished_runs_that_match_the_data(fat_tiny, capsys):
     """Left out, each named once: a smoke run's unfinished fold, a run on other labels, a run on
-    an older folds file; --strict refuses instead. A reordered sample_submission is aligned by name."""
-    assert run_cv("--fold", "all", "--epochs", "1") == 0
-    assert run_cv("--fold", "0", "--epochs", "1", "--name", "other") == 0
-    assert run_cv("--fold", "0", "--epochs", "1", "--name", "smoke") == 0
+    an older folds file; --strict refuses instead. A reordered sample_submission is aligned by name.
+    The runs 'other' and 'smoke' are fold 0 of 'cnn' copied under their names (what `--name` would
+    train; training under --name is tested in test_named_runs_with_other_features_ensemble)."""
+    runs_dir = os.path.dirname(os.path.dirname(fold()))
+    for name in ("other", "smoke"):
+        shutil.copytree(fold(), os.path.join(runs_dir, name, "fold0"))
+        cfg_path = os.path.join(runs_dir, name, "fold0", "config.json")
+        json.dump({**json.load(open(cfg_path)), "name": name}, open(cfg_path, "w"))
     os.rename(fold("smoke"), fold("smoke") + ".partial")                  # as if still training / killed
     cfg_path = os.path.join(fold("other"), "config.json")
     c = json.load(open(cfg_path))
@@ -265,8 +283,8 @@ def test_predict_trusts_only_finished_runs_that_match_the_data(tiny, capsys):
     np.testing.assert_allclose(moved[TINY_LABELS].to_numpy(), base[TINY_LABELS].to_numpy(), atol=1e-6)
 
 
-def test_runs_on_an_older_folds_file_are_left_out(tiny, capsys):
-    assert run_cv("--fold", "0", "--epochs", "1") == 0
+@pytest.mark.slow
+def test_runs_on_an_older_folds_file_are_left_out(fat_tiny, capsys):
     assert folds.main(["--data-dir", "fat", "--n-folds", "3", "--seed", "7"]) == 0   # rebuilt: another split
     assert run_cv("--fold", "1", "--epochs", "1", "--name", "new") == 0
     capsys.readouterr()
@@ -275,12 +293,59 @@ def test_runs_on_an_older_folds_file_are_left_out(tiny, capsys):
     assert "predict: new: 1 fold(s)" in capsys.readouterr().out
 
 
-def test_config_flags_and_help():
-    cfg = FatConfig()
-    assert cfg.sample_rate == 44100 and cfg.hop_length == 347 and cfg.fmin == 20
+def _other_value(f: dataclasses.Field, tp):
+    """(flags, value): a command line giving field `f` a value other than its default."""
+    flag, default = "--" + f.name.replace("_", "-"), f.default
+    if tp is bool:
+        return [flag if not default else "--no-" + flag[2:]], not default
+    if f.metadata.get("choices"):
+        value = next(c for c in f.metadata["choices"] if c != default)
+    elif tp is int:
+        value = (default or 0) + 3
+    elif tp is float:
+        value = (default or 0.0) + 0.5
+    else:
+        value = f"other-{default}"
+    return [flag, str(value)], value
+
+
+@pytest.mark.parametrize("module, config_cls", [("src.cv", "src.fat2019.config.FatConfig"),
+                                                ("src.quickdraw.cv", "src.quickdraw.config.QDConfig")])
+def test_every_config_field_is_a_flag_with_its_default_and_a_given_flag_overrides_it(module, config_cls, capsys,
+                                                                                     monkeypatch):
+    import importlib
+
+    from src.kit import configio, cv as kit_cv
+
+    main = importlib.import_module(module).main
+    mod, cls_name = config_cls.rsplit(".", 1)
+    cls = getattr(importlib.import_module(mod), cls_name)
+    monkeypatch.setenv("COLUMNS", "1000")                                  # one line per flag in --help
     with pytest.raises(SystemExit) as e:
-        cv.main(["--help"])
+        main(["--help"])
     assert e.value.code == 0
+    blocks, entry = {}, None             # each option's entry in --help: its first line and the help under it
+    for l in capsys.readouterr().out.splitlines():
+        t = l.strip()
+        if l.startswith("  --"):                                           # an option (its help is indented more)
+            entry = blocks.setdefault(t.split()[0].rstrip(","), [])
+            entry[:] = [t]
+        elif t and entry is not None:
+            entry.append(t)
+        else:
+            entry = None
+    parsed = []
+    monkeypatch.setattr(kit_cv, "run", lambda comp, args: parsed.append(args) or 0)   # the parse, no training
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        assert flag in blocks, flag
+        assert " ".join(blocks[flag]).endswith(f"(default: {f.default})"), (flag, blocks[flag])
+        tp = typing.get_args(hints[f.name])[0] if typing.get_args(hints[f.name]) else hints[f.name]
+        argv, value = _other_value(f, tp)
+        assert value != f.default
+        assert main(argv) == 0
+        assert configio.from_args(cls, parsed.pop()) == dataclasses.replace(cls(), **{f.name: value}), argv
 
 
 def test_bad_choices_are_refused_by_the_cli(capsys):
@@ -302,9 +367,9 @@ def test_fold_file_with_another_fold_count_is_refused(tiny, capsys):
     assert "has 3 folds but --n-folds is 5" in capsys.readouterr().err
 
 
-def test_named_runs_with_other_features_ensemble(tiny, capsys):
+@pytest.mark.slow
+def test_named_runs_with_other_features_ensemble(fat_tiny, capsys):
     """Two runs of the CNN (one with 16 mels under --name) blend in one submission; --models picks."""
-    assert run_cv("--fold", "all", "--epochs", "1") == 0
     assert run_cv("--fold", "all", "--epochs", "1", "--n-mels", "16", "--name", "cnn16") == 0
     assert os.path.exists(os.path.join(fold("cnn16", 2), "best.weights.h5"))
     assert json.load(open(os.path.join(fold("cnn16"), "config.json")))["n_mels"] == 16
@@ -335,6 +400,7 @@ def test_named_runs_with_other_features_ensemble(tiny, capsys):
     assert f"predict: cnn: 3 fold(s) (0, 1, 2), weight {doc['weights']['cnn']:.2f}" in out
 
 
+@pytest.mark.slow
 def test_the_model_learns_on_the_demo(fat_demo_run):
     """A short demo training clearly beats the label prior: fails if training silently does nothing."""
     from src.fat2019 import data as fat_data
@@ -350,9 +416,61 @@ def test_the_model_learns_on_the_demo(fat_demo_run):
     assert m["val_lwlrap"] > prior + 0.25, (m["val_lwlrap"], prior)
 
 
-def test_mirrored_strategy_trains_on_two_cpu_replicas(tiny):
-    r = run_module("src.cv", "--data-dir", "fat", *TINY_FLAGS, "--fold", "0", "--epochs", "1", "--strategy", "mirrored",
-                   cwd=".")
+MIRRORED = f"""
+import sys
+sys.path.insert(0, {ROOT!r})
+from src.kit import distribute
+made, make = {{}}, distribute.get_strategy
+
+
+def shared(name="default"):                 # one strategy object per name in this process
+    if name not in made:
+        made[name] = make(name)
+    return made[name]
+
+
+distribute.get_strategy = shared
+from src import cv
+code = cv.main(sys.argv[1:])
+print("src.cv exit", code, flush=True)
+# Quick Draw's model under the same two-replica strategy object (a second MirroredStrategy in one
+# process would reuse its collective keys): built in its scope, one step trained
+import keras, numpy as np
+from src.quickdraw import models
+from src.quickdraw.config import QDConfig
+strategy = distribute.get_strategy("mirrored")
+cfg = QDConfig(model="cnn", raster_size=32, cnn_filters=4, cnn_blocks=2, strategy="mirrored")
+with strategy.scope():
+    m = models.build_model(cfg, 8)
+    m.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy")
+x = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 1)).astype(np.uint8)
+loss = m.fit(x, np.eye(8, dtype=np.float32), batch_size=8, epochs=1, verbose=0).history["loss"][0]
+print("quickdraw cnn: replicas", strategy.num_replicas_in_sync, "loss finite", bool(np.isfinite(loss)), flush=True)
+"""
+
+
+@background_job("mirrored_run", last=True)
+def _mirrored_run(folder):
+    import conftest
+
+    write_tiny_layout(os.path.join(folder, "fat"))
+    return conftest.LANE.run([sys.executable, "-c", MIRRORED, "--data-dir", "fat", *TINY_FLAGS, "--fold", "0",
+                              "--epochs", "1", "--strategy", "mirrored"], cwd=folder, timeout=600)
+
+
+@pytest.fixture
+def mirrored_run(background):
+    return background.result("mirrored_run")
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_trains_on_two_cpu_replicas(mirrored_run):
+    """A fresh process, so the CPU can still be split into two logical devices (two replicas):
+    a FAT2019 fold trains, then a Quick Draw model is built and trained a step in the same strategy."""
+    r = mirrored_run
     assert r.returncode == 0, r.stderr[-2000:]
     assert "MirroredStrategy over 2 device(s)" in r.stdout
-    assert r.stdout.strip().splitlines()[-1].startswith("fold 0 lwlrap ")
+    out = r.stdout.strip().splitlines()
+    i = out.index("src.cv exit 0")
+    assert out[i - 1].startswith("fold 0 lwlrap ")
+    assert out[-1] == "quickdraw cnn: replicas 2 loss finite True"

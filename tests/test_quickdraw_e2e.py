@@ -1,21 +1,24 @@
 """Quick, Draw! end to end on the demo data with tiny models: cv, resume, named runs, predict,
-score, study; CLI errors. Each CLI runs in a temporary folder."""
+score, study; CLI errors. Each CLI runs in a temporary folder; tests that need the tiny cnn run
+use the session's (conftest `qd_tiny_run`, or a private copy `qd_tiny`)."""
 import json
 import os
+import pathlib
 import re
+import shutil
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import one, run_module
+from conftest import QD_TINY, QD_TINY_CNN, background_job, killed_in_process, one
 from src.kit.errors import KitWarning
 from src.quickdraw import cv, data, predict, score, study
 from src.quickdraw.config import QDConfig
 from src.quickdraw.demo import DEMO_TEST_PER_CLASS, DEMO_WORDS
 
-TINY = ["--per-class", "12", "--epochs", "1", "--min-steps", "0", "--batch-size", "32", "--n-folds", "3", "--no-jit"]
-TINY_CNN = TINY + ["--model", "cnn", "--raster-size", "32", "--cnn-filters", "4", "--cnn-blocks", "2"]
+TINY, TINY_CNN = QD_TINY, QD_TINY_CNN
 TINY_INCEPTION = TINY + ["--model", "inception", "--raster-size", "32", "--cnn-filters", "8", "--cnn-blocks", "2"]
 TINY_LSTM = TINY + ["--model", "lstm", "--max-len", "24", "--lstm-units", "4", "--lstm-layers", "1"]
 TINY_CONVLSTM = TINY + ["--model", "convlstm", "--max-len", "24", "--lstm-units", "4", "--lstm-layers", "1",
@@ -39,20 +42,31 @@ def check_submission(path, sample, words):
     return sub
 
 
-@pytest.fixture(scope="module")
-def demo_runs(tmp_path_factory):
-    """cv on the demo: cnn fold 0; lstm every fold; convlstm fold 1; shared by the tests below."""
-    root = tmp_path_factory.mktemp("qd")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(root)
-    for argv in (["--fold", "0"] + TINY_CNN, ["--fold", "all"] + TINY_LSTM, ["--fold", "1"] + TINY_CONVLSTM):
-        assert cv.main(argv) == 0
-    mp.undo()
-    return root
+def cv_runs(argvs) -> str:
+    """Python code running src.quickdraw.cv with each argv in turn, in one process."""
+    return f"from src.quickdraw import cv\nfor argv in {argvs!r}:\n    assert cv.main(argv) == 0, argv\n"
 
 
-def test_cv_outputs(demo_runs):
-    root = demo_runs
+@background_job("demo_runs", needs=("qd_tiny_run",))
+def _qd_three_runs(folder):
+    """cv on the demo: cnn fold 0 (the session's tiny run, copied); lstm every fold; convlstm fold 1."""
+    import conftest
+
+    root = os.path.join(folder, "runs")
+    shutil.copytree(conftest.LANE.result("qd_tiny_run"), root, symlinks=True)
+    r = conftest.LANE.run([sys.executable, "-c", cv_runs([["--fold", "all"] + TINY_LSTM,
+                                                          ["--fold", "1"] + TINY_CONVLSTM])], cwd=root)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    return pathlib.Path(root)
+
+
+@pytest.fixture(scope="session")
+def demo_runs(background):
+    return background.result("demo_runs")
+
+
+def test_cv_outputs(qd_tiny_run):
+    root = qd_tiny_run
     run = one(str(root / "work" / "demo-quickdraw-*" / "cnn" / "fold0"))
     for f in FOLD_FILES:
         assert os.path.isfile(os.path.join(run, f)), f
@@ -69,20 +83,55 @@ def test_cv_outputs(demo_runs):
     assert list(oof.columns) == ["key_id"] + DEMO_WORDS
     assert len(oof) == m["n_val"] == (folds.fold == 0).sum()
     np.testing.assert_allclose(oof[DEMO_WORDS].sum(axis=1), 1, atol=1e-4)
-    lstm = one(str(root / "work" / "demo-quickdraw-*" / "lstm"))
+
+
+@pytest.mark.slow
+def test_cv_outputs_of_every_fold_and_the_sequence_models(demo_runs):
+    lstm = one(str(demo_runs / "work" / "demo-quickdraw-*" / "lstm"))
     assert sorted(os.listdir(lstm)) == [f"fold{k}" for k in range(3)]
+    convlstm = one(str(demo_runs / "work" / "demo-quickdraw-*" / "convlstm"))
+    assert sorted(os.listdir(convlstm)) == ["fold1"]
+    for f in FOLD_FILES:
+        assert os.path.isfile(os.path.join(lstm, "fold2", f)) and os.path.isfile(os.path.join(convlstm, "fold1", f)), f
 
 
-def test_cv_last_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    assert cv.main(["--fold", "1", "--no-augment"] + TINY_INCEPTION) == 0
-    assert re.fullmatch(r"fold 1 map@3 [01]\.\d{4}", last_line(capsys))
-    assert cv.main(["--fold", "all", "--classes", "3", "--per-class", "6"] + TINY_CNN[2:]) == 0
+@background_job("qd_last_lines", last=True)
+def _qd_last_lines(folder):
+    import conftest
+
+    return [conftest.LANE.run([sys.executable, "-m", "src.quickdraw.cv", *argv], cwd=folder) for argv in (
+        ["--fold", "1", "--no-augment"] + TINY_INCEPTION,
+        ["--fold", "all", "--classes", "3", "--per-class", "6"] + TINY_CNN[2:])]
+
+
+@pytest.fixture
+def qd_last_lines(background):
+    return background.result("qd_last_lines")
+
+
+@pytest.mark.slow
+def test_cv_last_line(qd_last_lines):
+    one_fold, every_fold = qd_last_lines
+    assert one_fold.returncode == 0, one_fold.stderr[-3000:]
+    assert re.fullmatch(r"fold 1 map@3 [01]\.\d{4}", one_fold.stdout.strip().splitlines()[-1])
+    assert every_fold.returncode == 0, every_fold.stderr[-3000:]
     assert re.fullmatch(r"oof map@3 [01]\.\d{4} over 18 drawings of folds 0,1,2 \(mean of folds [01]\.\d{4}\)",
-                        last_line(capsys))
+                        every_fold.stdout.strip().splitlines()[-1])
 
 
-def test_predict_and_score(demo_runs, monkeypatch, capsys):
+def test_predict_and_score(qd_tiny, capsys):
+    """The fast end to end: src.quickdraw.cv (the session's tiny run) -> predict -> score."""
+    assert predict.main([]) == 0
+    assert "predict: cnn: 1 fold(s)" in capsys.readouterr().out
+    sub = check_submission("submissions/quickdraw_submission.csv", "data/demo-quickdraw/sample_submission.csv",
+                           DEMO_WORDS)
+    assert len(sub) == 8 * DEMO_TEST_PER_CLASS
+    assert score.main(["submissions/quickdraw_submission.csv", "data/demo-quickdraw.solution.csv"]) == 0
+    assert re.fullmatch(r"map@3 [01]\.\d{4}", last_line(capsys))
+
+
+@pytest.mark.slow
+def test_predict_and_score_three_runs(demo_runs, monkeypatch, capsys):
     monkeypatch.chdir(demo_runs)
     assert predict.main([]) == 0
     out = capsys.readouterr().out
@@ -99,9 +148,8 @@ def test_predict_and_score(demo_runs, monkeypatch, capsys):
     check_submission("sub_cnn.csv", "data/demo-quickdraw/sample_submission.csv", DEMO_WORDS)
 
 
-def test_predict_bad_test_rows_get_three_words(demo_runs, monkeypatch):
-    monkeypatch.chdir(demo_runs)
-    src = demo_runs / "data" / "demo-quickdraw"
+def test_predict_bad_test_rows_get_three_words(qd_tiny):
+    src = qd_tiny / "data" / "demo-quickdraw"
     test = pd.read_csv(src / "test_simplified.csv", dtype=str)
     saved = test.copy()
     bad = ["{not json", "[]", "[[[1, 2], [3]]]", "[[[0, 999], [0, 1]]]"]
@@ -123,9 +171,9 @@ def test_predict_bad_test_rows_get_three_words(demo_runs, monkeypatch):
     assert (sub.loc[test.key_id[:4], "word"] == fallback).all()
 
 
-def test_two_named_variants_both_survive_and_ensemble(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    assert cv.main(["--fold", "0"] + TINY_CNN) == 0
+@pytest.mark.slow
+def test_two_named_variants_both_survive_and_ensemble(qd_tiny, capsys):
+    # cnn fold 0 with TINY_CNN: the session's tiny run
     assert cv.main(["--fold", "0", "--name", "cnn8"] + TINY_CNN[:-4] + ["--cnn-filters", "8", "--cnn-blocks", "2"]) == 0
     a = json.load(open(one("work/*/cnn/fold0/config.json")))
     b = json.load(open(one("work/*/cnn8/fold0/config.json")))
@@ -137,19 +185,20 @@ def test_two_named_variants_both_survive_and_ensemble(tmp_path, monkeypatch, cap
     assert re.search(r"over \d+ drawings: cnn [01]\.\d{4}, cnn8 [01]\.\d{4}, blend [01]\.\d{4}", out)
 
 
+@pytest.mark.slow
 def test_killed_fold_resumes_to_the_same_history(tmp_path, monkeypatch):
-    """Killed (SIGKILL) right after committing epoch 2, then --resume: the history equals an
-    uninterrupted run's, and the half-done fold never replaced a finished one meanwhile."""
+    """Killed (in-process, see conftest.killed_in_process) right after committing epoch 2, then
+    --resume: the history equals an uninterrupted run's, and the half-done fold never replaced a
+    finished one meanwhile."""
     flags = ["--fold", "0"] + TINY_CNN[:TINY_CNN.index("--epochs")] + ["--epochs", "4"] + \
         TINY_CNN[TINY_CNN.index("--epochs") + 2:]
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    r = run_module("src.quickdraw.cv", *flags, cwd=tmp_path / "a", env={"KIT_KILL_AT": "after-state-2"})
-    assert r.returncode == -9, r.stderr[-2000:]
+    monkeypatch.chdir(tmp_path / "a")
+    killed_in_process(cv.main, flags, "after-state-2")
     partial = one(str(tmp_path / "a/work/*/cnn/fold0.partial"))
     assert not os.path.exists(partial[:-len(".partial")])                  # nothing finished to trust yet
     assert pd.read_csv(os.path.join(partial, "history.csv"))["epoch"].tolist() == [1, 2]
-    monkeypatch.chdir(tmp_path / "a")
     assert cv.main(flags + ["--resume"]) == 0
     monkeypatch.chdir(tmp_path / "b")
     assert cv.main(flags) == 0
@@ -160,6 +209,7 @@ def test_killed_fold_resumes_to_the_same_history(tmp_path, monkeypatch):
     np.testing.assert_allclose(resumed[cols].to_numpy(), straight[cols].to_numpy(), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_model_learns_on_the_demo(qd_demo_run):
     """Clearly above chance (MAP@3 of random guesses over 8 categories: 0.23): fails if training
     silently does nothing."""
@@ -187,12 +237,25 @@ def test_cli_errors(tmp_path, monkeypatch, capsys):
     assert "python -m src.quickdraw.cv" in capsys.readouterr().err
 
 
-def test_study_tiny(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert study.main(["--classes", "3,4", "--models", "cnn,lstm"] + TINY
-                      + ["--raster-size", "32", "--cnn-filters", "4", "--cnn-blocks", "2", "--max-len", "24",
-                         "--lstm-units", "4", "--lstm-layers", "1"]) == 0
-    out = one(str(tmp_path / "work" / "demo-quickdraw-*" / "study"))
+@background_job("qd_study", last=True)
+def _qd_study(folder):
+    import conftest
+
+    return conftest.LANE.run([sys.executable, "-m", "src.quickdraw.study", "--classes", "3,4", "--models", "cnn,lstm"]
+                             + TINY + ["--raster-size", "32", "--cnn-filters", "4", "--cnn-blocks", "2", "--max-len",
+                                       "24", "--lstm-units", "4", "--lstm-layers", "1"], cwd=folder), folder
+
+
+@pytest.fixture
+def qd_study(background):
+    return background.result("qd_study")
+
+
+@pytest.mark.slow
+def test_study_tiny(qd_study):
+    r, tmp_path = qd_study
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    out = one(os.path.join(tmp_path, "work", "demo-quickdraw-*", "study"))
     md = open(os.path.join(out, "study.md")).read()
     assert "3 classes: top-1 / MAP@3" in md and "| cnn |" in md and "| lstm |" in md
     assert os.path.getsize(os.path.join(out, "study.png")) > 1000
@@ -225,10 +288,3 @@ def test_models_rebuild_from_config_and_weights_and_masking(tmp_path):
     s = models.MaskedSum()(feats, mask=np.array([[True, True, False, False]]))
     np.testing.assert_allclose(np.asarray(s), [[0 + 3, 1 + 4, 2 + 5]])
 
-
-def test_cv_mirrored_two_replicas_subprocess(tmp_path):
-    """A fresh process, so the CPU can still be split into two logical devices (two replicas)."""
-    r = run_module("src.quickdraw.cv", "--fold", "0", "--strategy", "mirrored", *TINY_CNN, cwd=tmp_path, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "2 device(s)" in r.stdout
-    assert re.fullmatch(r"fold 0 map@3 [01]\.\d{4}", r.stdout.strip().splitlines()[-1])

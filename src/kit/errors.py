@@ -53,11 +53,23 @@ def list_some(items: list[str], limit: int = 20) -> str:
     return shown
 
 
+class SimulatedKill(BaseException):
+    """Raised by `kill_point` instead of SIGKILL when `SIMULATE_KILLS` is on (tests, in-process).
+    A BaseException, so no `except Exception` handler catches it: files stay as a kill leaves them
+    (only `with`/`finally` cleanup runs, e.g. the fold's lock is released)."""
+
+
+SIMULATE_KILLS = False      # tests set it True to kill in-process (raise SimulatedKill) at KIT_KILL_AT
+
+
 def kill_point(name: str) -> None:
     """Die here, as `kill -9` would, when KIT_KILL_AT names this point: how the tests prove that
-    a kill at any step leaves either the old complete outputs or resumable new ones."""
+    a kill at any step leaves either the old complete outputs or resumable new ones. With
+    SIMULATE_KILLS set, raise SimulatedKill instead (no new process needed)."""
     if os.environ.get("KIT_KILL_AT") == name:
         sys.stdout.flush()
+        if SIMULATE_KILLS:
+            raise SimulatedKill(name)
         os.kill(os.getpid(), signal.SIGKILL)
 
 
