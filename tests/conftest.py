@@ -284,22 +284,29 @@ def fat_tiny_runs(background):
     return pathlib.Path(background.result("fat_tiny_runs"))
 
 
-@pytest.fixture
-def fat_tiny(fat_tiny_runs, tmp_path, monkeypatch):
-    """A private copy of fat_tiny_runs, the cwd. A --data-dir's dataset name hashes its path, so
-    the copy's folds/, cache/ and work/ entries are renamed to the copy's name (as if trained there)."""
-    import contextlib
-    import io
+def copy_fat_tiny(dst) -> "pathlib.Path":
+    """A copy of fat_tiny_runs at `dst`. A --data-dir's dataset name hashes its path, so the copy's
+    folds/, cache/ and work/ entries are renamed to the copy's name (as if trained there). Changes
+    no cwd and prints nothing (background jobs use it too)."""
+    import pathlib
 
     from src.fat2019 import data as fat_data
-    from src.fat2019.config import FatConfig
+    from src.kit import datadir
 
-    root = copy_run(fat_tiny_runs, tmp_path, monkeypatch)
-    old = one(str(root / "work" / "fat-*")).rsplit(os.sep, 1)[1]
-    with contextlib.redirect_stdout(io.StringIO()):
-        new = fat_data.load(FatConfig(data_dir="fat")).name
-    for p in glob.glob(str(root / "*" / (old + "*"))):
+    dst = pathlib.Path(dst)
+    shutil.copytree(LANE.result("fat_tiny_runs"), dst, symlinks=True)
+    old = os.path.basename(one(str(dst / "work" / "fat-*")))
+    new = datadir.dataset_name(str(dst / "fat"), fat_data.identity)
+    for p in glob.glob(str(dst / "*" / (old + "*"))):
         os.rename(p, p.replace(old, new))
+    return dst
+
+
+@pytest.fixture
+def fat_tiny(fat_tiny_runs, tmp_path, monkeypatch):
+    """A private copy of fat_tiny_runs (see copy_fat_tiny), the cwd."""
+    root = copy_fat_tiny(tmp_path / "run")
+    monkeypatch.chdir(root)
     return root
 
 

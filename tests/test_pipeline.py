@@ -7,6 +7,7 @@ import os
 import shutil
 import typing
 
+import subprocess
 import sys
 
 import numpy as np
@@ -172,36 +173,70 @@ def _rewrite(path, change):
         f.write(change(text))
 
 
-@pytest.mark.slow
-def test_unusable_training_clips_are_skipped_and_counted(tiny, capsys):
-    cur = pd.read_csv("fat/train_curated.csv")
+def cv_process(folder, *extra) -> subprocess.CompletedProcess:
+    """`python -m src.cv` on folder/fat with TINY_FLAGS (a background job's training)."""
+    import conftest
+
+    return conftest.LANE.run([sys.executable, "-m", "src.cv", "--data-dir", "fat", *TINY_FLAGS, *extra], cwd=folder)
+
+
+@background_job("unusable_clips_run", last=True)
+def _unusable_clips_run(folder):
+    """The tiny layout with four unusable training clips, trained on every fold (src.cv's own
+    process: its warnings are the lines it prints)."""
+    cur = pd.read_csv(write_tiny_layout(os.path.join(folder, "fat")) + "/train_curated.csv")
     junk, empty, silent, nan = cur["fname"][3], cur["fname"][4], cur["fname"][5], cur["fname"][6]
-    open(os.path.join("fat/train_curated", junk), "wb").write(b"garbage")
-    sf.write(os.path.join("fat/train_curated", empty), np.zeros(0, np.float32), 16000)
-    sf.write(os.path.join("fat/train_curated", silent), np.zeros(16000, np.float32), 16000)
+    clips = os.path.join(folder, "fat", "train_curated")
+    open(os.path.join(clips, junk), "wb").write(b"garbage")
+    sf.write(os.path.join(clips, empty), np.zeros(0, np.float32), 16000)
+    sf.write(os.path.join(clips, silent), np.zeros(16000, np.float32), 16000)
     x = np.random.default_rng(0).normal(size=16000).astype(np.float32)
     x[5] = np.inf
-    sf.write(os.path.join("fat/train_curated", nan), x, 16000, subtype="FLOAT")
-    with pytest.warns(KitWarning) as rec:
-        assert run_cv("--fold", "all", "--epochs", "1") == 0
-    text = " ".join(str(w.message) for w in rec)
+    sf.write(os.path.join(clips, nan), x, 16000, subtype="FLOAT")
+    return cv_process(folder, "--fold", "all", "--epochs", "1"), (junk, empty, silent, nan), folder
+
+
+@pytest.fixture
+def unusable_clips_run(background, monkeypatch):
+    r, clips, folder = background.result("unusable_clips_run")
+    monkeypatch.chdir(folder)
+    return r, clips
+
+
+@pytest.mark.slow
+def test_unusable_training_clips_are_skipped_and_counted(unusable_clips_run):
+    r, (junk, empty, silent, nan) = unusable_clips_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    text = " ".join(l for l in r.stderr.splitlines() if l.startswith("warning: "))   # KitWarning's format
     for f, why in [(junk, "unreadable"), (empty, "empty"), (silent, "silent"), (nan, "non-finite")]:
         assert f in text and why in text
     for k in range(3):                                                     # each fold's summary counts them
         assert set(json.load(open(os.path.join(fold(k=k), "metrics.json")))["skipped_clips"]) == {junk, empty, silent, nan}
-    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("oof lwlrap ")
+    assert r.stdout.strip().splitlines()[-1].startswith("oof lwlrap ")
+
+
+@background_job("known_bad_clip_runs", last=True)
+def _known_bad_clip_runs(folder):
+    """A known mislabelled clip in the tiny layout: fold 0 trained without, then with --keep-bad-clips."""
+    root = write_tiny_layout(os.path.join(folder, "fat"))
+    cur = pd.read_csv(os.path.join(root, "train_curated.csv"))
+    os.rename(os.path.join(root, "train_curated", cur["fname"][0]), os.path.join(root, "train_curated", KNOWN_BAD_CLIPS[0]))
+    cur.loc[0, "fname"] = KNOWN_BAD_CLIPS[0]
+    cur.to_csv(os.path.join(root, "train_curated.csv"), index=False)
+    return [cv_process(folder, "--fold", "0", "--epochs", "1", *keep) for keep in ([], ["--keep-bad-clips"])]
+
+
+@pytest.fixture
+def known_bad_clip_runs(background):
+    return background.result("known_bad_clip_runs")
 
 
 @pytest.mark.slow
-def test_known_bad_clips_left_out_unless_kept(tiny, capsys):
-    cur = pd.read_csv("fat/train_curated.csv")
-    os.rename(os.path.join("fat/train_curated", cur["fname"][0]), os.path.join("fat/train_curated", KNOWN_BAD_CLIPS[0]))
-    cur.loc[0, "fname"] = KNOWN_BAD_CLIPS[0]
-    cur.to_csv("fat/train_curated.csv", index=False)
-    assert run_cv("--fold", "0", "--epochs", "1") == 0
-    assert "leaving out 1 known mislabelled" in capsys.readouterr().out
-    assert run_cv("--fold", "0", "--epochs", "1", "--keep-bad-clips") == 0
-    assert "leaving out" not in capsys.readouterr().out
+def test_known_bad_clips_left_out_unless_kept(known_bad_clip_runs):
+    left_out, kept = known_bad_clip_runs
+    assert left_out.returncode == 0 and kept.returncode == 0, left_out.stderr[-2000:] + kept.stderr[-2000:]
+    assert "leaving out 1 known mislabelled" in left_out.stdout
+    assert "leaving out" not in kept.stdout
 
 
 @pytest.mark.slow
@@ -367,10 +402,26 @@ def test_fold_file_with_another_fold_count_is_refused(tiny, capsys):
     assert "has 3 folds but --n-folds is 5" in capsys.readouterr().err
 
 
+@background_job("cnn16_runs", needs=("fat_tiny_runs",))
+def _cnn16_runs(folder):
+    """A copy of the session's tiny run with a second run beside it: 16 mels under --name cnn16."""
+    from conftest import copy_fat_tiny
+
+    root = copy_fat_tiny(os.path.join(folder, "run"))
+    return cv_process(root, "--fold", "all", "--epochs", "1", "--n-mels", "16", "--name", "cnn16"), root
+
+
+@pytest.fixture
+def cnn16_runs(background, monkeypatch):
+    r, root = background.result("cnn16_runs")
+    monkeypatch.chdir(root)
+    return r
+
+
 @pytest.mark.slow
-def test_named_runs_with_other_features_ensemble(fat_tiny, capsys):
+def test_named_runs_with_other_features_ensemble(cnn16_runs, capsys):
     """Two runs of the CNN (one with 16 mels under --name) blend in one submission; --models picks."""
-    assert run_cv("--fold", "all", "--epochs", "1", "--n-mels", "16", "--name", "cnn16") == 0
+    assert cnn16_runs.returncode == 0, cnn16_runs.stderr[-3000:]     # src.cv --fold all --n-mels 16 --name cnn16
     assert os.path.exists(os.path.join(fold("cnn16", 2), "best.weights.h5"))
     assert json.load(open(os.path.join(fold("cnn16"), "config.json")))["n_mels"] == 16
     capsys.readouterr()
