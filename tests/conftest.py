@@ -284,7 +284,7 @@ def fat_tiny_runs(background):
     return pathlib.Path(background.result("fat_tiny_runs"))
 
 
-def copy_fat_tiny(dst) -> "pathlib.Path":
+def copy_fat_tiny(dst):
     """A copy of fat_tiny_runs at `dst`. A --data-dir's dataset name hashes its path, so the copy's
     folds/, cache/ and work/ entries are renamed to the copy's name (as if trained there). Changes
     no cwd and prints nothing (background jobs use it too)."""

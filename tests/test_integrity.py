@@ -17,7 +17,6 @@ import pytest
 
 from conftest import ROOT, TINY_FLAGS, killed_in_process, one, run_module
 from src import cv, predict
-from src.kit.errors import KitWarning
 
 
 def cv_flags(*extra):

@@ -19,12 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY_FLAGS, background_job, one, write_tiny_layout
+from conftest import ROOT, TINY_FLAGS, background_job, write_tiny_layout
 from kaggle_stub import USER, kaggle_env, kaggle_stub  # noqa: F401 (fixtures)
 from src.ship import kernels
-from src import predict
 from src.fat2019.competition import FAT2019
-from src.quickdraw import predict as qd_predict
 
 FAT_COMP, QD_COMP = "freesound-audio-tagging-2019", "quickdraw-doodle-recognition"
 HIDE_KIT = f"""
@@ -87,35 +85,84 @@ def run_kernel(script, root, env):
                           env={**env, "KAGGLE_KIT_ROOT": str(root)}, timeout=600)
 
 
+def stage_build_predict(name: str) -> str:
+    """Python code for a process in a run's folder: stage the models dataset, build the kernel,
+    predict locally into local.csv (what stage_and_build and the local predict do in-process)."""
+    data = ["--data-dir", "fat"] if name == "freesound" else []
+    module = "src.predict" if name == "freesound" else "src.quickdraw.predict"
+    return f"""
+import importlib
+from src.ship import kernels
+print("dataset exit", kernels.main(["dataset", {name!r}, "--dry-run", "--owner", {USER!r}, *{data!r}]))
+print("build exit", kernels.main(["build", {name!r}, "--owner", {USER!r}]))
+print("predict exit", importlib.import_module({module!r}).main([*{data!r}, "--out", "local.csv"]))
+"""
+
+
+def shipped_kernel_runs(folder, run_dir, name, competition, data_dir, break_weights=False):
+    """Stage, build and predict in `run_dir` (a process of its own), then run the built kernel as
+    Kaggle runs it; with `break_weights`, run it again after one weight of fold 0 was halved."""
+    import conftest
+
+    lane, folder = conftest.LANE, pathlib.Path(folder)
+    prep = lane.run([sys.executable, "-c", stage_build_predict(name)], cwd=run_dir)
+    built = pathlib.Path(run_dir) / "kernels" / name
+    if "build exit 0" not in prep.stdout:
+        return prep, None, None, built, None
+    root = fake_root(folder, data_dir, competition, built / "dataset")
+    env = hiding_env(folder / "hide")
+    check_hidden(env)
+    kernel = [sys.executable, str(built / "build" / "kernel.py")]
+    env = {**env, "KAGGLE_KIT_ROOT": str(root)}
+    good = lane.run(kernel, cwd=root / "working", env=env, timeout=600)
+    bad = None
+    if break_weights and good.returncode == 0:
+        os.replace(root / "working" / "submission.csv", folder / "kaggle-submission.csv")
+        weights = next((root / "input" / "my-uploaded-models").glob("cnn.fold0.weights.h5"))
+        with h5py.File(weights, "r+") as f:
+            w = next(n for n in _datasets(f) if f[n].ndim == 4)
+            f[w][...] = f[w][...] * 0.5
+        bad = lane.run(kernel, cwd=root / "working", env=env, timeout=600)
+    elif good.returncode == 0:
+        os.replace(root / "working" / "submission.csv", folder / "kaggle-submission.csv")
+    return prep, good, bad, built, root
+
+
+@background_job("freesound_kernel_runs", needs=("fat_tiny_runs",), last=True)
+def _freesound_kernel_runs(folder):
+    from conftest import copy_fat_tiny
+
+    run_dir = copy_fat_tiny(os.path.join(folder, "run"))
+    return shipped_kernel_runs(folder, run_dir, "freesound", FAT_COMP, run_dir / "fat", break_weights=True) + (
+        run_dir, pathlib.Path(folder))
+
+
+@pytest.fixture
+def freesound_kernel_runs(background):
+    return background.result("freesound_kernel_runs")
+
+
 @pytest.mark.slow
-def test_freesound_kernel_writes_what_predict_writes_and_refuses_bad_weights(fat_tiny, tmp_path, hidden,
-                                                                                monkeypatch, capsys):
-    built = stage_and_build(fat_tiny, "freesound", monkeypatch)
+def test_freesound_kernel_writes_what_predict_writes_and_refuses_bad_weights(freesound_kernel_runs):
+    prep, r, bad, built, root, run_dir, folder = freesound_kernel_runs
+    assert "dataset exit 0" in prep.stdout and "build exit 0" in prep.stdout, prep.stdout[-2000:] + prep.stderr[-3000:]
     manifest = json.load(open(built / "dataset" / "kit-manifest.json"))
     assert manifest["competition"] == FAT_COMP and list(manifest["runs"]) == ["cnn"]
     assert not list((built / "dataset").glob("*.keras"))                 # weights, not .keras files
     meta = json.load(open(built / "build" / "kernel-metadata.json"))
     assert meta["enable_internet"] is False and meta["competition_sources"] == [FAT_COMP]
     assert meta["dataset_sources"] == [f"{USER}/kit-freesound-models"]
-    assert predict.main(["--data-dir", "fat", "--out", "local.csv"]) == 0   # the same runs, locally
-    root = fake_root(tmp_path, fat_tiny / "fat", FAT_COMP, built / "dataset")
-    r = run_kernel(built / "build" / "kernel.py", root, hidden)
+    assert "predict exit 0" in prep.stdout                                 # the same runs, locally
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert "unpacked to" in r.stdout and "reference outputs match" in r.stdout and "done in" in r.stdout
-    local = pd.read_csv(fat_tiny / "local.csv").set_index("fname")
-    kaggle = pd.read_csv(root / "working" / "submission.csv").set_index("fname")
+    local = pd.read_csv(run_dir / "local.csv").set_index("fname")
+    kaggle = pd.read_csv(folder / "kaggle-submission.csv").set_index("fname")
     assert list(kaggle.columns) == list(local.columns) and list(kaggle.index) == list(local.index)
     assert np.abs(kaggle.to_numpy() - local.to_numpy()).max() < 1e-3
 
     # one weight changed in the shipped file: the kernel names the run and fold, writes nothing
-    (root / "working" / "submission.csv").unlink()
-    weights = next((root / "input" / "my-uploaded-models").glob("cnn.fold0.weights.h5"))
-    with h5py.File(weights, "r+") as f:
-        name = next(n for n in _datasets(f) if f[n].ndim == 4)
-        f[name][...] = f[name][...] * 0.5
-    r = run_kernel(built / "build" / "kernel.py", root, hidden)
-    assert r.returncode == 1
-    assert "run cnn fold 0" in r.stderr and "refusing to write a submission" in r.stderr
+    assert bad.returncode == 1
+    assert "run cnn fold 0" in bad.stderr and "refusing to write a submission" in bad.stderr
     assert not (root / "working" / "submission.csv").exists()
 
 
@@ -125,15 +172,29 @@ def _datasets(f):
     return out
 
 
+@background_job("quickdraw_kernel_run", needs=("qd_tiny_run",), last=True)
+def _quickdraw_kernel_run(folder):
+    import conftest
+
+    run_dir = pathlib.Path(folder) / "run"
+    shutil.copytree(conftest.LANE.result("qd_tiny_run"), run_dir, symlinks=True)
+    return shipped_kernel_runs(folder, run_dir, "quickdraw", QD_COMP, run_dir / "data" / "demo-quickdraw") + (
+        run_dir, pathlib.Path(folder))
+
+
+@pytest.fixture
+def quickdraw_kernel_run(background):
+    return background.result("quickdraw_kernel_run")
+
+
 @pytest.mark.slow
-def test_quickdraw_kernel_writes_the_same_words(qd_tiny, tmp_path, hidden, monkeypatch):
-    built = stage_and_build(qd_tiny, "quickdraw", monkeypatch)
-    assert qd_predict.main(["--out", "local.csv"]) == 0
-    root = fake_root(tmp_path, qd_tiny / "data" / "demo-quickdraw", QD_COMP, built / "dataset")
-    r = run_kernel(built / "build" / "kernel.py", root, hidden)
+def test_quickdraw_kernel_writes_the_same_words(quickdraw_kernel_run):
+    prep, r, _, built, root, run_dir, folder = quickdraw_kernel_run
+    assert "dataset exit 0" in prep.stdout and "build exit 0" in prep.stdout, prep.stdout[-2000:] + prep.stderr[-3000:]
+    assert "predict exit 0" in prep.stdout
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    local = pd.read_csv(qd_tiny / "local.csv", dtype=str)
-    kaggle = pd.read_csv(root / "working" / "submission.csv", dtype=str)
+    local = pd.read_csv(run_dir / "local.csv", dtype=str)
+    kaggle = pd.read_csv(folder / "kaggle-submission.csv", dtype=str)
     assert kaggle.equals(local)
 
 
