@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ import numpy as np
 from .. import competitions
 from ..kit import foldfile, predict, runs
 from ..kit.atomic import read_json
+from ..kit.datadir import file_sha1
 from ..kit.competition import Competition
 from ..kit.errors import KitError, cli, warn
 
@@ -64,8 +64,7 @@ def competition_data(root: str, slug: str) -> str:
 
 def manifest_sha1(path: str) -> str:
     """sha1 of a kit-manifest.json's bytes: what `build` records and the kernel compares."""
-    with open(path, "rb") as f:
-        return hashlib.sha1(f.read()).hexdigest()
+    return file_sha1(path)
 
 
 def find_manifest(input_root: str, competition: str, expected_sha1: str | None = None) -> tuple[str, dict]:
@@ -182,14 +181,6 @@ def hardware_args(comp: Competition, user_args: list[str], gpus=None) -> list[st
 TRAIN_RECORD = "kit-train.json"   # in <root>/working/: what a training kernel trained, with file hashes
 
 
-def _file_sha1(path: str) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _train(comp: Competition, root: str, build: dict) -> None:
     """Train the build's folds (build["folds"]: a list, or None for every fold, then predict) with
     the build's flags on the competition data; the runs stay in <root>/working/work/ (the kernel's
@@ -228,7 +219,7 @@ def _train(comp: Competition, root: str, build: dict) -> None:
     for k in (folds if folds is not None else range(cfg.n_folds)):
         d = os.path.join(cfg.work_dir, dataset, cfg.run_name, f"fold{k}")
         if os.path.isdir(d):
-            trained[str(k)] = {"path": d, "files": {n: _file_sha1(os.path.join(d, n)) for n in sorted(os.listdir(d))
+            trained[str(k)] = {"path": d, "files": {n: file_sha1(os.path.join(d, n)) for n in sorted(os.listdir(d))
                                                     if os.path.isfile(os.path.join(d, n))}}
     record = {"kit_version": build.get("kit_version"), "competition": comp.slug,
               "dataset": dataset, "run": cfg.run_name, "folds": trained,
