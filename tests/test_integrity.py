@@ -8,6 +8,7 @@ between the two renames of the move into place, a real SIGKILL of a `python -m s
 one that leaves a lock file and a renamed-aside folder of a dead process for the next start."""
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -15,19 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY_FLAGS, killed_in_process, one, run_module
+from conftest import ROOT, TINY_FLAGS, background_job, killed_in_process, one
 from src import cv, predict
 
 
 def cv_flags(*extra):
     return ["--data-dir", "fat", *TINY_FLAGS, "--fold", "0", *extra]
-
-
-def killed_cv(at: str, *extra) -> subprocess.CompletedProcess:
-    """A real SIGKILL: src.cv in its own process, killed at `at`."""
-    r = run_module("src.cv", *cv_flags(*extra), cwd=".", env={"KIT_KILL_AT": at})
-    assert r.returncode == -9, (r.returncode, r.stdout[-1500:], r.stderr[-1500:])
-    return r
 
 
 def weights_of(path):
@@ -76,14 +70,33 @@ def test_every_kill_point_ends_in_a_complete_fold(tiny, capsys, at):
     check_complete_fold()
 
 
+@background_job("sigkilled_between_renames", needs=("fat_tiny_runs",), last=True)
+def _sigkilled_between_renames(folder):
+    """A copy of the session's tiny run whose fold 0 a retrain (`python -m src.cv`) was replacing
+    when SIGKILL came between the two renames: (that process, the copy)."""
+    import conftest
+
+    root = conftest.copy_fat_tiny(os.path.join(folder, "run"))
+    return conftest.LANE.run([sys.executable, "-m", "src.cv", *cv_flags("--epochs", "2")], cwd=root,
+                             env={"KIT_KILL_AT": "between-renames"}), root
+
+
+@pytest.fixture
+def sigkilled_between_renames(background, monkeypatch):
+    r, root = background.result("sigkilled_between_renames")
+    monkeypatch.chdir(root)
+    return r
+
+
 @pytest.mark.slow
-def test_a_real_sigkill_between_the_renames_ends_in_a_complete_fold(fat_tiny, capsys):
+def test_a_real_sigkill_between_the_renames_ends_in_a_complete_fold(sigkilled_between_renames, capsys):
     """SIGKILL of a real process while moving a finished retrain over the old fold (the old one
     renamed aside, the new one not yet in place): the next start takes over the dead process's
     lock, removes the renamed-aside folder and finishes the move."""
     from src.kit.atomic import pid_alive
 
-    killed_cv("between-renames", "--epochs", "2")                           # the old fold: the session's tiny run
+    r = sigkilled_between_renames                                           # the old fold: the session's tiny run
+    assert r.returncode == -9, (r.returncode, r.stdout[-1500:], r.stderr[-1500:])
     final = os.path.join(os.path.dirname(one("work/fat-*/cnn/fold1")), "fold0")
     assert not os.path.exists(final) and os.path.isfile(os.path.join(final + ".partial", "metrics.json"))
     assert [p for p in os.listdir(os.path.dirname(final)) if p.endswith(".old.tmp")]   # the old one, set aside
@@ -121,8 +134,9 @@ with lock.exclusive({lock_path!r}, "x"):
     assert "already finished" in capsys.readouterr().out                   # (the session's tiny run: no training)
 
 
-@pytest.mark.slow
-def test_two_first_demo_generations_at_once_both_succeed(tmp_path):
+@background_job("two_demo_generations", last=True)
+def _two_demo_generations(folder):
+    """Two processes generating both built-in demos into the same empty folder at once."""
     code = f"""
 import sys
 sys.path.insert(0, {ROOT!r})
@@ -130,9 +144,20 @@ from src.fat2019 import demo as demo_data
 from src.quickdraw.demo import make_demo
 print(demo_data.ensure("data/demo-fat2019"), make_demo("data/demo-quickdraw"))
 """
-    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=folder, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
+    return procs, outs, pathlib.Path(folder)
+
+
+@pytest.fixture
+def two_demo_generations(background):
+    return background.result("two_demo_generations")
+
+
+@pytest.mark.slow
+def test_two_first_demo_generations_at_once_both_succeed(two_demo_generations):
+    procs, outs, tmp_path = two_demo_generations
     assert all(p.returncode == 0 for p in procs), [o[1][-800:] for o in outs]
     fat = tmp_path / "data" / "demo-fat2019"
     cur = pd.read_csv(fat / "train_curated.csv")
