@@ -151,6 +151,9 @@ def background_job(name: str, needs: tuple[str, ...] = (), last: bool = False):
 
 class Lane:
     def __init__(self, jobs: list[_Job]):
+        # The environment as the session started: tests change os.environ (KIT_KILL_AT, TF_CONFIG,
+        # KERAS_HOME, ...) while jobs start processes, and no job may inherit that.
+        self.env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.queue, self.jobs = list(jobs), {j.name: j for j in jobs}
         self.lock, self.procs, self.stopped = threading.Lock(), set(), False
         self.thread = threading.Thread(target=self._loop, name="test-background-lane", daemon=True)
@@ -195,8 +198,9 @@ class Lane:
         return job.value
 
     def run(self, cmd: list[str], cwd, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
-        """subprocess.run with capture, killed (its process group) when the session ends early."""
-        e = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        """subprocess.run with capture, in the session's starting environment (`self.env`, with
+        `env` on top), killed (its process group) when the session ends early."""
+        e = dict(self.env)
         e.update(env or {})
         p = subprocess.Popen(cmd, cwd=cwd, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              start_new_session=True)

@@ -42,7 +42,7 @@ def _two_workers(folder):
     cmd = [sys.executable, "-m", "src.cv", "--data-dir", "fat", *FLAGS]
     single = lane.run(cmd + ["--work-dir", "single"], cwd=folder)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = dict(lane.env, PYTHONPATH=ROOT)                 # the session's starting environment
     procs = [subprocess.Popen(cmd + ["--work-dir", "multi", "--strategy", "multiworker"], cwd=folder,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env={**env, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker",

@@ -144,8 +144,10 @@ from src.fat2019 import demo as demo_data
 from src.quickdraw.demo import make_demo
 print(demo_data.ensure("data/demo-fat2019"), make_demo("data/demo-quickdraw"))
 """
+    import conftest
+
     procs = [subprocess.Popen([sys.executable, "-c", code], cwd=folder, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+                              stderr=subprocess.PIPE, text=True, env=conftest.LANE.env) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     return procs, outs, pathlib.Path(folder)
 

@@ -32,12 +32,13 @@ sys.path[:] = [p for p in sys.path if not os.path.realpath(p or os.getcwd()).sta
 """
 
 
-def hiding_env(d) -> dict:
-    """An environment whose sitecustomize (written into `d`) hides the installed kit."""
+def hiding_env(d, base: dict | None = None) -> dict:
+    """An environment (`base`, else this process's) whose sitecustomize, written into `d`, hides
+    the installed kit."""
     d = pathlib.Path(d)
     d.mkdir(parents=True, exist_ok=True)
     (d / "sitecustomize.py").write_text(HIDE_KIT)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in (base if base is not None else os.environ).items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(d)
     return env
 
@@ -110,7 +111,7 @@ def shipped_kernel_runs(folder, run_dir, name, competition, data_dir, break_weig
     if "build exit 0" not in prep.stdout:
         return prep, None, None, built, None
     root = fake_root(folder, data_dir, competition, built / "dataset")
-    env = hiding_env(folder / "hide")
+    env = hiding_env(folder / "hide", lane.env)
     check_hidden(env)
     kernel = [sys.executable, str(built / "build" / "kernel.py")]
     env = {**env, "KAGGLE_KIT_ROOT": str(root)}
@@ -299,7 +300,7 @@ def _training_kernel(folder):
     (root / "input").mkdir(parents=True)
     (root / "working").mkdir()
     os.symlink(folder / "fat", root / "input" / FAT_COMP)
-    env = hiding_env(folder / "hide")
+    env = hiding_env(folder / "hide", conftest.LANE.env)
     check_hidden(env)
     script = folder / "kernels" / "freesound" / "build-train" / "kernel.py"
     r = conftest.LANE.run([sys.executable, str(script)], cwd=root / "working", env={**env, "KAGGLE_KIT_ROOT": str(root)},
