@@ -385,6 +385,14 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if DEMO_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-    # tests that only read a `last` background job's result run at the end, when it is done
-    late = [i for i in items if any(JOBS[n].last for n in getattr(i, "fixturenames", ()) if n in JOBS)]
-    items[:] = [i for i in items if i not in late] + late
+    # Order, for the background lane: first the test files that need none of its jobs (the lane
+    # works meanwhile), then those that do (file order and contiguity kept, so module fixtures
+    # are made once), and at the end the tests that only read a `last` job's result.
+    def jobs(item):
+        return [JOBS[n] for n in getattr(item, "fixturenames", ()) if n in JOBS]
+
+    late = [i for i in items if any(j.last for j in jobs(i))]
+    late_ids = {id(i) for i in late}
+    waiting = {i.path for i in items if id(i) not in late_ids and jobs(i)}
+    rest = [i for i in items if id(i) not in late_ids]
+    items[:] = [i for i in rest if i.path not in waiting] + [i for i in rest if i.path in waiting] + late
