@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from typing import Callable
 
 os.environ.setdefault("KERAS_HOME", os.path.join(tempfile.gettempdir(), "kit-test-keras-home"))
@@ -125,13 +126,17 @@ class _Job:
         self.name, self.start, self.needs, self.last = name, start, needs, last
         self.started, self.done = False, threading.Event()
         self.value, self.error, self.folder = None, None, None
+        self.seconds, self.where = None, None
 
     def run(self) -> None:
+        t0 = time.perf_counter()
+        self.where = "lane" if threading.current_thread().name == "test-background-lane" else "in a test"
         try:
             self.value = self.start(self.folder)
         except BaseException as e:  # noqa: BLE001 - reported to every test that needs it
             self.error = e
         finally:
+            self.seconds = time.perf_counter() - t0
             self.done.set()
 
 
@@ -376,14 +381,15 @@ def qd_demo_run(background):
     return pathlib.Path(background.result("qd_demo_run"))
 
 
-# Tests that need a learning demo run are full-suite only, whoever wrote them.
-DEMO_FIXTURES = {"fat_demo_run", "qd_demo_run"}
+# Tests that need a learning demo run, or a real `kernels train` (tests/test_ship_train.py), are
+# full-suite only, whoever wrote them.
+SLOW_FIXTURES = {"fat_demo_run", "qd_demo_run", "kaggle_trained"}
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if DEMO_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
     # Order, for the background lane: first the test files that need none of its jobs (the lane
     # works meanwhile), then those that do (file order and contiguity kept, so module fixtures
@@ -396,3 +402,13 @@ def pytest_collection_modifyitems(config, items):
     waiting = {i.path for i in items if id(i) not in late_ids and jobs(i)}
     rest = [i for i in items if id(i) not in late_ids]
     items[:] = [i for i in rest if i.path not in waiting] + [i for i in rest if i.path in waiting] + late
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How long each background job took and where it ran: what to move when the suite slows."""
+    if LANE is None or not LANE.jobs:
+        return
+    done = [j for j in LANE.jobs.values() if j.seconds is not None]
+    if done:
+        terminalreporter.write_line(f"background jobs ({sum(j.seconds for j in done):.0f}s): " + ", ".join(
+            f"{j.name} {j.seconds:.0f}s ({j.where})" for j in sorted(done, key=lambda j: -j.seconds)))

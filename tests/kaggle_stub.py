@@ -19,6 +19,7 @@ kernel's status and output calls then answer from its latest run, kernel by kern
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -275,8 +276,8 @@ def _handler(stub: KaggleStub):
     return Handler
 
 
-@pytest.fixture
-def kaggle_stub():
+@contextlib.contextmanager
+def serving():
     """The stub serving on 127.0.0.1:80, where the client's LOCALHOST environment points; skipped
     (with the reason) where port 80 cannot be bound or the kaggle client is not installed."""
     if importlib.util.find_spec("kaggle") is None:
@@ -298,6 +299,12 @@ def kaggle_stub():
         thread.join(5)
 
 
+@pytest.fixture
+def kaggle_stub():
+    with serving() as stub:
+        yield stub
+
+
 def clean_kaggle_env(monkeypatch, tmp_path) -> tuple[str, str]:
     """No credentials at all: HOME, KAGGLE_CONFIG_DIR and TMPDIR (where the client keeps upload
     resume state) in tmp_path, every KAGGLE_* variable removed. Returns (home, config_dir)."""
@@ -317,13 +324,17 @@ def clean_kaggle_env(monkeypatch, tmp_path) -> tuple[str, str]:
     return str(home), str(config)
 
 
-@pytest.fixture
-def kaggle_env(monkeypatch, tmp_path):
-    """The client pointed at the stub with a fake kaggle.json (user `kituser`); KERAS_HOME and
-    everything else left as they are. Yields the config dir."""
-    _, config = clean_kaggle_env(monkeypatch, tmp_path)
+def fake_credentials(monkeypatch, folder) -> str:
+    """The client pointed at the stub with a fake kaggle.json (user `kituser`) under `folder`;
+    KERAS_HOME and everything else left as they are. Returns the config dir."""
+    _, config = clean_kaggle_env(monkeypatch, folder)
     path = os.path.join(config, "kaggle.json")
     with open(path, "w") as f:
         json.dump({"username": USER, "key": KEY}, f)
     os.chmod(path, 0o600)  # else the client prints a warning about readable keys
-    yield config
+    return config
+
+
+@pytest.fixture
+def kaggle_env(monkeypatch, tmp_path):
+    yield fake_credentials(monkeypatch, tmp_path)

@@ -88,6 +88,7 @@ def test_two_workers_match_one_process_and_only_the_chief_writes(two_workers):
     assert outs[1][0].strip().splitlines()[-1].startswith("fold 0 lwlrap")  # the other worker trained alike
 
 
+@pytest.mark.slow
 def test_strategy_choice_and_clear_errors(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert distribute.is_chief()
@@ -118,6 +119,7 @@ def test_multiworker_refuses_what_workers_cannot_agree_on(tiny, capsys):
     assert "--resume and --max-minutes are not supported" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_jit_compiles_the_train_step_on_one_device_only_and_matches_plain_graphs():
     """--jit (XLA) is a speed-up, never a different model: one step gives the same loss and weights."""
     import keras

@@ -91,6 +91,7 @@ def test_a_transient_fault_on_the_first_attempt_is_cured_by_the_retry(tmp_path, 
     np.testing.assert_array_equal(feats[1], clean[1])
 
 
+@pytest.mark.slow
 def test_an_io_error_in_a_worker_is_not_cached(tmp_path, monkeypatch):
     names = clips(tmp_path / "a", 4)
     cfg = config(tmp_path, workers=2)
@@ -104,6 +105,7 @@ def test_an_io_error_in_a_worker_is_not_cached(tmp_path, monkeypatch):
     assert not failed and feats.fnames == names
 
 
+@pytest.mark.slow
 def test_a_worker_killed_by_one_clip_costs_that_clip_not_the_run(tmp_path, monkeypatch):
     names = clips(tmp_path / "a", 6)
     clean, _ = features.extract(config(tmp_path, 1, "clean"), "d", "s", str(tmp_path / "a"), names)
@@ -180,6 +182,7 @@ def test_a_truncated_big_endian_or_rf64_wav_is_caught_too(tmp_path):
             read_audio(path, SR)
 
 
+@pytest.mark.slow
 def test_workers_are_spawned_not_forked_once_tensorflow_is_loaded(tmp_path):
     """Forking a process that runs TensorFlow's thread pools can deadlock the child: with TF
     loaded the pool is spawned, and gives the same arrays. In a subprocess, so this test process

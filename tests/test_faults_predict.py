@@ -25,6 +25,7 @@ def qd_run(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_too_many_unreadable_test_clips_stop_predict_and_write_nothing(tiny, capsys):
     assert cv.main(["--data-dir", "fat", *TINY_FLAGS, "--fold", "0", "--epochs", "1"]) == 0
     sample = pd.read_csv("fat/sample_submission.csv")

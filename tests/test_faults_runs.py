@@ -39,6 +39,7 @@ def read(path):
         return f.read()
 
 
+@pytest.mark.slow
 def test_several_takeovers_of_a_dead_processs_lock_have_exactly_one_winner(tmp_path):
     lock_path = tmp_path / "fold0.lock"
     lock_path.write_text(json.dumps({"pid": 999999999, "host": os.uname().nodename, "command": "killed"}))
@@ -69,6 +70,7 @@ except KitError:
     assert not lock_path.exists()                                  # the winner removed it when done
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_flag_that_changes_the_network(tiny, capsys):
     assert cv.main(cv_flags("--epochs", "1")) == 0
     capsys.readouterr()
@@ -80,6 +82,7 @@ def test_resume_refuses_a_flag_that_changes_the_network(tiny, capsys):
     assert "resuming after epoch 1" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_kill_while_continuing_a_finished_fold_leaves_it_as_it_was(tiny, capsys):
     assert cv.main(cv_flags("--epochs", "1")) == 0
     final = one("work/fat-*/cnn/fold0")
@@ -95,6 +98,7 @@ def test_a_kill_while_continuing_a_finished_fold_leaves_it_as_it_was(tiny, capsy
     assert json.load(open(os.path.join(final, "state.json")))["epoch"] == 3 and not os.path.exists(final + ".partial")
 
 
+@pytest.mark.slow
 def test_a_fresh_start_over_unfinished_progress_is_refused_unless_restarted(tiny, capsys):
     killed(cv_flags("--epochs", "2"), "after-state-1")
     partial = one("work/fat-*/cnn/fold0.partial")
@@ -109,6 +113,7 @@ def test_a_fresh_start_over_unfinished_progress_is_refused_unless_restarted(tiny
     assert not os.path.exists(partial) and os.path.isdir(partial[:-len(".partial")])
 
 
+@pytest.mark.slow
 def test_predict_leaves_out_a_fold_whose_weights_do_not_fit_its_config(tiny, capsys):
     assert cv.main(["--data-dir", "fat", *TINY_FLAGS, "--fold", "all", "--epochs", "1"]) == 0
     cfg_path = one("work/fat-*/cnn/fold1/config.json")
@@ -123,6 +128,7 @@ def test_predict_leaves_out_a_fold_whose_weights_do_not_fit_its_config(tiny, cap
     assert not os.path.exists("strict.csv")
 
 
+@pytest.mark.slow
 def test_a_kill_inside_an_epoch_resumes_from_its_last_checkpoint_exactly(tiny, capsys):
     """--checkpoint-minutes: a checkpoint after every batch here; killed after batch 1 of epoch 2,
     the fold resumes at batch 2 and ends with the weights of an uninterrupted run."""
@@ -153,6 +159,7 @@ class Clock:
         return self.t
 
 
+@pytest.mark.slow
 def test_max_minutes_is_checked_inside_the_epoch(tiny, capsys):
     # fold_runner's clock readings, a minute each: the start (1); epoch 1 begins (2), its batch 1 ends
     # (3), it ends (4: its training time, 5: its time, 6: the limit check, 5 min since the start < 6:

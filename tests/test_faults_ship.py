@@ -86,6 +86,7 @@ def hand_built_quickdraw_kernel(tmp_path, monkeypatch):
     return tmp_path / "kernels" / "quickdraw"
 
 
+@pytest.mark.slow
 def test_output_of_a_failed_run_leaves_nothing_to_submit(kaggle_stub, kaggle_env, tmp_path, monkeypatch, capsys):
     kit = hand_built_quickdraw_kernel(tmp_path, monkeypatch)
     good = b"key_id,word\n1,cat dog owl\n"
@@ -119,6 +120,7 @@ def test_output_of_a_failed_run_leaves_nothing_to_submit(kaggle_stub, kaggle_env
     assert len(kaggle_stub.calls("CreateSubmission")) == 1                 # nothing submitted
 
 
+@pytest.mark.slow
 def test_submit_refuses_the_output_of_an_older_version(kaggle_stub, kaggle_env, tmp_path, monkeypatch, capsys):
     hand_built_quickdraw_kernel(tmp_path, monkeypatch)
     assert kernels.main(["push", "quickdraw"]) == 0
@@ -224,6 +226,7 @@ def test_dataset_upload_that_loses_a_file_fails_naming_it(qd_demo_run, kaggle_st
     assert f"{len(staged)} file(s)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_verify_dataset_reads_every_page_and_names_what_is_missing(kaggle_stub, kaggle_env, tmp_path):
     folder = tmp_path / "ds"
     kc.write_json(folder, kc.DATASET_METADATA_FILE, kc.dataset_metadata(USER, "kit-weights", "Kit model weights"))

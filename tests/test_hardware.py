@@ -30,6 +30,7 @@ def test_strategy_and_precision_follow_the_visible_gpus(gpus, expected):
     assert distribute.choose(gpus) == expected
 
 
+@pytest.mark.slow
 def test_a_mixed_precision_fold_predicts_and_passes_the_reference_check_in_float32(tiny, tmp_path, capsys):
     import keras
 

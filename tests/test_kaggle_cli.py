@@ -36,6 +36,7 @@ def write_dataset(folder, payload=bytes(range(256)) * 8):
 
 # ---- kernels ---------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_push_kernel_sends_the_script_and_metadata(kaggle_stub, kaggle_env, tmp_path):
     folder = write_kernel(tmp_path / "kernel")
     meta = json.loads((folder / kc.KERNEL_METADATA_FILE).read_text())
@@ -54,6 +55,7 @@ def test_push_kernel_sends_the_script_and_metadata(kaggle_stub, kaggle_env, tmp_
     assert body["dockerImagePinningType"] == "original"
 
 
+@pytest.mark.slow
 def test_refused_push_raises_with_the_server_message(kaggle_stub, kaggle_env, tmp_path):
     folder = write_kernel(tmp_path / "kernel", gpu=False)
     kaggle_stub.refuse("SaveKernel", "Maximum weekly GPU quota reached")  # client prints it, exits 0
@@ -91,6 +93,7 @@ def test_push_checks_hand_written_metadata_before_calling_kaggle(kaggle_stub, ka
     assert kaggle_stub.requests == []
 
 
+@pytest.mark.slow
 def test_kernel_status_wait_and_error_message(kaggle_stub, kaggle_env):
     kaggle_stub.kernel_statuses = [("QUEUED", None), ("RUNNING", None), ("ERROR", "Notebook ran out of memory")]
     assert kc.kernel_status(KERNEL) == ("queued", None)
@@ -126,6 +129,7 @@ def test_kernel_output_downloads_files_and_log(kaggle_stub, kaggle_env, tmp_path
 
 # ---- datasets --------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_dataset_create_then_version(kaggle_stub, kaggle_env, tmp_path):
     payload = os.urandom(3000)
     folder = write_dataset(tmp_path / "ds", payload)
@@ -154,6 +158,7 @@ def test_dataset_create_then_version(kaggle_stub, kaggle_env, tmp_path):
     assert payload in [kaggle_stub.uploads[f["token"]] for f in version["body"]["files"]]
 
 
+@pytest.mark.slow
 def test_refused_dataset_requests_raise(kaggle_stub, kaggle_env, tmp_path):
     folder = write_dataset(tmp_path / "ds")
     kaggle_stub.refuse("CreateDataset", "Dataset storage quota exceeded")
@@ -172,6 +177,7 @@ def test_refused_dataset_requests_raise(kaggle_stub, kaggle_env, tmp_path):
 
 # ---- submissions -----------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_submit_kernel_and_file(kaggle_stub, kaggle_env, tmp_path):
     kc.submit_kernel(COMP, KERNEL, 3, "submission.csv", "cnn 5 folds")
     body = kaggle_stub.calls("CreateCodeSubmission")[0]

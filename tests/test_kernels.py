@@ -1,9 +1,9 @@
-"""Kaggle kernels: the built script run as Kaggle runs it (a fake /kaggle root via KAGGLE_KIT_ROOT,
-the repository's src hidden from it) writes what local prediction writes; weights that do not
-load as trained are refused; bad input gets one line; the real kaggle CLI pushes, uploads and
-follows them against a local stand-in of Kaggle's API. The kernels ship the session's tiny runs
-(conftest `fat_tiny`, `qd_tiny`): they check that what is shipped predicts what was trained, which
-any trained fold shows (the demo runs' learning is tested in test_pipeline/test_quickdraw_e2e)."""
+"""Kaggle kernels: a kernel without its models dataset says where it looked; build and dataset
+leave nothing stale; bad input gets one line; the real kaggle CLI pushes, uploads and follows them
+against a local stand-in of Kaggle's API. The kernels ship the session's tiny runs (conftest
+`fat_tiny`). That a built kernel, run as Kaggle runs it, writes what local prediction writes and
+refuses changed weights is `kernels check`'s test (test_ship_check.py for Quick Draw and the
+training kernel, test_ship_train.py for FAT2019's runs trained through `kernels train`)."""
 from __future__ import annotations
 
 import glob
@@ -14,12 +14,9 @@ import shutil
 import subprocess
 import sys
 
-import h5py
-import numpy as np
-import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY_FLAGS, background_job, write_tiny_layout
+from conftest import ROOT
 from kaggle_stub import USER, kaggle_env, kaggle_stub  # noqa: F401 (fixtures)
 from src.ship import kernels
 from src.fat2019.competition import FAT2019
@@ -84,119 +81,6 @@ def fake_root(tmp_path, data_dir, competition, dataset_dir):
 def run_kernel(script, root, env):
     return subprocess.run([sys.executable, str(script)], cwd=root / "working", capture_output=True, text=True,
                           env={**env, "KAGGLE_KIT_ROOT": str(root)}, timeout=600)
-
-
-def stage_build_predict(name: str) -> str:
-    """Python code for a process in a run's folder: stage the models dataset, build the kernel,
-    predict locally into local.csv (what stage_and_build and the local predict do in-process)."""
-    data = ["--data-dir", "fat"] if name == "freesound" else []
-    module = "src.predict" if name == "freesound" else "src.quickdraw.predict"
-    return f"""
-import importlib
-from src.ship import kernels
-print("dataset exit", kernels.main(["dataset", {name!r}, "--dry-run", "--owner", {USER!r}, *{data!r}]))
-print("build exit", kernels.main(["build", {name!r}, "--owner", {USER!r}]))
-print("predict exit", importlib.import_module({module!r}).main([*{data!r}, "--out", "local.csv"]))
-"""
-
-
-def shipped_kernel_runs(folder, run_dir, name, competition, data_dir, break_weights=False):
-    """Stage, build and predict in `run_dir` (a process of its own), then run the built kernel as
-    Kaggle runs it; with `break_weights`, run it again after one weight of fold 0 was halved."""
-    import conftest
-
-    lane, folder = conftest.LANE, pathlib.Path(folder)
-    prep = lane.run([sys.executable, "-c", stage_build_predict(name)], cwd=run_dir)
-    built = pathlib.Path(run_dir) / "kernels" / name
-    if "build exit 0" not in prep.stdout:
-        return prep, None, None, built, None
-    root = fake_root(folder, data_dir, competition, built / "dataset")
-    env = hiding_env(folder / "hide", lane.env)
-    check_hidden(env)
-    kernel = [sys.executable, str(built / "build" / "kernel.py")]
-    env = {**env, "KAGGLE_KIT_ROOT": str(root)}
-    good = lane.run(kernel, cwd=root / "working", env=env, timeout=600)
-    bad = None
-    if break_weights and good.returncode == 0:
-        os.replace(root / "working" / "submission.csv", folder / "kaggle-submission.csv")
-        weights = next((root / "input" / "my-uploaded-models").glob("cnn.fold0.weights.h5"))
-        with h5py.File(weights, "r+") as f:
-            w = next(n for n in _datasets(f) if f[n].ndim == 4)
-            f[w][...] = f[w][...] * 0.5
-        bad = lane.run(kernel, cwd=root / "working", env=env, timeout=600)
-    elif good.returncode == 0:
-        os.replace(root / "working" / "submission.csv", folder / "kaggle-submission.csv")
-    return prep, good, bad, built, root
-
-
-@background_job("freesound_kernel_runs", needs=("fat_tiny_runs",), last=True)
-def _freesound_kernel_runs(folder):
-    from conftest import copy_fat_tiny
-
-    run_dir = copy_fat_tiny(os.path.join(folder, "run"))
-    return shipped_kernel_runs(folder, run_dir, "freesound", FAT_COMP, run_dir / "fat", break_weights=True) + (
-        run_dir, pathlib.Path(folder))
-
-
-@pytest.fixture
-def freesound_kernel_runs(background):
-    return background.result("freesound_kernel_runs")
-
-
-@pytest.mark.slow
-def test_freesound_kernel_writes_what_predict_writes_and_refuses_bad_weights(freesound_kernel_runs):
-    prep, r, bad, built, root, run_dir, folder = freesound_kernel_runs
-    assert "dataset exit 0" in prep.stdout and "build exit 0" in prep.stdout, prep.stdout[-2000:] + prep.stderr[-3000:]
-    manifest = json.load(open(built / "dataset" / "kit-manifest.json"))
-    assert manifest["competition"] == FAT_COMP and list(manifest["runs"]) == ["cnn"]
-    assert not list((built / "dataset").glob("*.keras"))                 # weights, not .keras files
-    meta = json.load(open(built / "build" / "kernel-metadata.json"))
-    assert meta["enable_internet"] is False and meta["competition_sources"] == [FAT_COMP]
-    assert meta["dataset_sources"] == [f"{USER}/kit-freesound-models"]
-    assert "predict exit 0" in prep.stdout                                 # the same runs, locally
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    assert "unpacked to" in r.stdout and "reference outputs match" in r.stdout and "done in" in r.stdout
-    local = pd.read_csv(run_dir / "local.csv").set_index("fname")
-    kaggle = pd.read_csv(folder / "kaggle-submission.csv").set_index("fname")
-    assert list(kaggle.columns) == list(local.columns) and list(kaggle.index) == list(local.index)
-    assert np.abs(kaggle.to_numpy() - local.to_numpy()).max() < 1e-3
-
-    # one weight changed in the shipped file: the kernel names the run and fold, writes nothing
-    assert bad.returncode == 1
-    assert "run cnn fold 0" in bad.stderr and "refusing to write a submission" in bad.stderr
-    assert not (root / "working" / "submission.csv").exists()
-
-
-def _datasets(f):
-    out = []
-    f.visititems(lambda n, o: out.append(n) if isinstance(o, h5py.Dataset) else None)
-    return out
-
-
-@background_job("quickdraw_kernel_run", needs=("qd_tiny_run",), last=True)
-def _quickdraw_kernel_run(folder):
-    import conftest
-
-    run_dir = pathlib.Path(folder) / "run"
-    shutil.copytree(conftest.LANE.result("qd_tiny_run"), run_dir, symlinks=True)
-    return shipped_kernel_runs(folder, run_dir, "quickdraw", QD_COMP, run_dir / "data" / "demo-quickdraw") + (
-        run_dir, pathlib.Path(folder))
-
-
-@pytest.fixture
-def quickdraw_kernel_run(background):
-    return background.result("quickdraw_kernel_run")
-
-
-@pytest.mark.slow
-def test_quickdraw_kernel_writes_the_same_words(quickdraw_kernel_run):
-    prep, r, _, built, root, run_dir, folder = quickdraw_kernel_run
-    assert "dataset exit 0" in prep.stdout and "build exit 0" in prep.stdout, prep.stdout[-2000:] + prep.stderr[-3000:]
-    assert "predict exit 0" in prep.stdout
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    local = pd.read_csv(run_dir / "local.csv", dtype=str)
-    kaggle = pd.read_csv(folder / "kaggle-submission.csv", dtype=str)
-    assert kaggle.equals(local)
 
 
 @pytest.mark.slow
@@ -275,53 +159,3 @@ def test_push_dataset_status_against_the_stub(fat_tiny, kaggle_stub, kaggle_env,
     assert kernels.main(["submit", "freesound", "-m", "demo"]) == 0
     sub = kaggle_stub.calls("CreateCodeSubmission")[0]
     assert sub["kernelSlug"] == "kit-freesound-predict" and sub["kernelVersion"] == 1
-
-
-TRAIN_ARGS = " ".join(TINY_FLAGS + ["--epochs", "1"])
-PREP_TRAINING_KERNEL = f"""
-from src.fat2019 import folds
-from src.ship import kernels
-print("folds exit", folds.main(["--data-dir", "fat", "--n-folds", "3"]))
-print("build exit", kernels.main(["build", "freesound", "--owner", {USER!r}, "--kind", "train", "--data-dir", "fat",
-                                  "--train-args", {TRAIN_ARGS!r}]))
-"""
-
-
-@background_job("training_kernel", last=True)
-def _training_kernel(folder):
-    """The folds file and the --kind train kernel made on a tiny layout, then the kernel run as
-    Kaggle runs it: (preparation, kernel run, folder)."""
-    import conftest
-
-    folder = pathlib.Path(folder)
-    write_tiny_layout(str(folder / "fat"))
-    prep = conftest.LANE.run([sys.executable, "-c", PREP_TRAINING_KERNEL], cwd=folder)
-    root = folder / "kaggle"
-    (root / "input").mkdir(parents=True)
-    (root / "working").mkdir()
-    os.symlink(folder / "fat", root / "input" / FAT_COMP)
-    env = hiding_env(folder / "hide", conftest.LANE.env)
-    check_hidden(env)
-    script = folder / "kernels" / "freesound" / "build-train" / "kernel.py"
-    r = conftest.LANE.run([sys.executable, str(script)], cwd=root / "working", env={**env, "KAGGLE_KIT_ROOT": str(root)},
-                          timeout=600) if script.exists() else None
-    return prep, r, folder
-
-
-@pytest.fixture
-def training_kernel(background):
-    return background.result("training_kernel")
-
-
-@pytest.mark.slow
-def test_training_kernel_trains_every_fold_and_predicts(training_kernel):
-    """--kind train: the folds file travels inside the script (iterative-stratification is not in
-    Kaggle's image); the kernel trains every fold on the competition data and writes a submission."""
-    prep, r, folder = training_kernel
-    assert "folds exit 0" in prep.stdout and "build exit 0" in prep.stdout, prep.stdout[-2000:] + prep.stderr[-3000:]
-    meta = json.load(open(folder / "kernels/freesound/build-train/kernel-metadata.json"))
-    assert meta["id"] == f"{USER}/kit-freesound-train" and meta["dataset_sources"] == []
-    root = folder / "kaggle"
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    assert "oof lwlrap" in r.stdout and (root / "working" / "submission.csv").exists()
-    assert len(list((root / "working" / "work").glob("freesound-audio-tagging-2019-*/cnn/fold*/best.weights.h5"))) == 3

@@ -25,6 +25,7 @@ def conv_weights(model):
     return {l.name: l.get_weights() for l in model.layers if l.name.startswith("block") and l.weights}
 
 
+@pytest.mark.slow
 def test_vgg19_loads_body_weights_from_a_file_and_the_env(body_file, monkeypatch):
     from src.fat2019 import models
 
@@ -68,6 +69,7 @@ def test_vgg19_bad_weights_files_are_named(tmp_path, content, message):
     assert str(path) in str(e.value)
 
 
+@pytest.mark.slow
 def test_frozen_body_keeps_its_weights_and_unfreeze_opens_exactly_n_blocks(body_file):
     import keras
 

@@ -263,6 +263,7 @@ def test_study_tiny(qd_study):
     assert sorted(zip(res.classes, res.model)) == [(3, "cnn"), (3, "lstm"), (4, "cnn"), (4, "lstm")]
 
 
+@pytest.mark.slow
 def test_models_rebuild_from_config_and_weights_and_masking(tmp_path):
     from src.quickdraw import models
 

@@ -5,7 +5,9 @@ here as Kaggle would run it (a fake /kaggle root via KAGGLE_KIT_ROOT, the reposi
 on the tiny FAT2019 layout; the refusal tests replay one such output, altered."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -15,10 +17,11 @@ import threading
 import time
 
 import h5py
+import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY_FLAGS, one, write_tiny_layout
-from kaggle_stub import USER, KernelRun, kaggle_env, kaggle_stub  # noqa: F401 (fixtures)
+from conftest import ROOT, TINY_FLAGS, TINY_LABELS, one, write_tiny_layout
+from kaggle_stub import USER, KernelRun, fake_credentials, kaggle_env, kaggle_stub, serving  # noqa: F401 (fixtures)
 from src.ship import client as kaggle_cli
 from src.ship import kernels, runtime, train
 from src.fat2019.competition import FAT2019
@@ -99,24 +102,6 @@ def canned(files: dict | None, final=("COMPLETE", None), log: str = "", statuses
     return hook
 
 
-@pytest.fixture(scope="module")
-def fold0_output(tmp_path_factory, hidden_env):
-    """One real training kernel's output ({name: bytes}): fold 0 of the tiny layout, as
-    `train --folds 0` builds it, and the sha1 of the folds file it carried."""
-    base = tmp_path_factory.mktemp("fold0")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(base)
-        folds_path = layout(base)
-        with open(folds_path, encoding="utf-8") as f:
-            folds_csv = f.read()
-        text = kernels.kernel_script("freesound", "train", {"train_args": _flags(), "folds_csv": folds_csv,
-                                                            "folds": [0], "kernel_id": f"{USER}/kit-freesound-train"})
-    rc, log, files = run_kernel(text, base / "kaggle", base / "fat", hidden_env)
-    assert rc == 0, log[-3000:]
-    from src.kit.datadir import file_sha1
-    return files, file_sha1(folds_path), log
-
-
 def train_cmd(*extra) -> list[str]:
     return ["train", "freesound", "--owner", USER, "--data-dir", "fat", "--train-args", FLAGS, "--poll", "0.1",
             *extra]
@@ -126,66 +111,157 @@ def imported(tmp_path) -> list[str]:
     return sorted(os.path.basename(p) for p in (tmp_path / "work").glob("fat-*/cnn/fold*"))
 
 
+@pytest.fixture(scope="module")
+def kaggle_trained(tmp_path_factory, hidden_env):
+    """`kernels train freesound --parallel 2` made once, in its own folder, against a stub whose
+    two pushed kernels really run (fold 0 and fold 1 of the tiny layout, at the same time: one per
+    core): {folder, rc, out, err, pushed (SaveKernel bodies), runs {slug: (log, output files)}}.
+    The refusal tests replay fold 0's output, altered."""
+    base = tmp_path_factory.mktemp("kaggle-trained")
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, serving() as stub:
+        mp.chdir(base)
+        fake_credentials(mp, base)
+        layout(base)
+        stub.on_push = really_run(base, hidden_env)
+        t0 = time.time()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = kernels.main(train_cmd("--parallel", "2"))
+        print(f"train --parallel 2 took {time.time() - t0:.0f}s")
+        runs = {slug: (stub.latest_run(slug).log, stub.latest_run(slug).output_files)
+                for slug in ("kit-freesound-train-f0", "kit-freesound-train-f1")}
+        return {"folder": base, "rc": rc, "out": out.getvalue(), "err": err.getvalue(),
+                "pushed": stub.calls("SaveKernel"), "runs": runs}
+
+
+@pytest.fixture
+def fold0_output(kaggle_trained):
+    """Fold 0's kernel output ({name: bytes}) and the sha1 of the folds file it was trained on."""
+    from src.kit.datadir import file_sha1
+
+    return kaggle_trained["runs"]["kit-freesound-train-f0"][1], file_sha1(
+        one(str(kaggle_trained["folder"] / "folds" / "*.csv")))
+
+
 # ------------------------------------------------------------------------------------------ end to end
 
 @pytest.mark.slow
-def test_parallel_train_imports_every_fold_and_predict_uses_them(tmp_path, monkeypatch, kaggle_stub, kaggle_env,
-                                                                 hidden_env, capsys):
+def test_parallel_train_imports_every_fold_and_predict_uses_them(kaggle_trained, monkeypatch, kaggle_stub,
+                                                                 kaggle_env, capsys):
     from src import predict
 
-    monkeypatch.chdir(tmp_path)
-    layout(tmp_path)
-    kaggle_stub.on_push = really_run(tmp_path, hidden_env)
-    t0 = time.time()
-    assert kernels.main(train_cmd("--parallel", "2")) == 0, capsys.readouterr().err
-    out = capsys.readouterr().out
-    print(f"train --parallel 2 took {time.time() - t0:.0f}s")
-    pushed = [b["slug"] for b in kaggle_stub.calls("SaveKernel")]
+    base, out = kaggle_trained["folder"], kaggle_trained["out"]
+    assert kaggle_trained["rc"] == 0, kaggle_trained["err"]
+    pushed = [b["slug"] for b in kaggle_trained["pushed"]]
     assert sorted(pushed) == [f"{USER}/kit-freesound-train-f0", f"{USER}/kit-freesound-train-f1"]
-    for body in kaggle_stub.calls("SaveKernel"):
+    for body in kaggle_trained["pushed"]:
         assert body["enableGpu"] is True and body["enableInternet"] is False
         assert body["competitionDataSources"] == [FAT_COMP]
     for word in ("queued", "running", "complete", "since push", "imported fold 0", "imported fold 1"):
         assert word in out, out
-    log = kaggle_stub.latest_run("kit-freesound-train-f0").log
+    log = kaggle_trained["runs"]["kit-freesound-train-f0"][0]
     assert "kernel: devices CPU only; strategy auto -> default; precision float32 (no GPU)" in log
     assert "--strategy auto" in log and "--fold 0" in log and "--fold 1" not in log
     assert "hardware:" in log and "steps/s" in log
     # each kernel trained its fold only, on the local folds file, and predicted nothing
-    files = kaggle_stub.latest_run("kit-freesound-train-f1").output_files
+    files = kaggle_trained["runs"]["kit-freesound-train-f1"][1]
     assert not any("/fold0/" in n for n in files) and "submission.csv" not in files
     assert not any(n.startswith("cache/") for n in files)                  # the feature cache is not an output
-    assert imported(tmp_path) == ["fold0", "fold1"]
-    state = json.load(open(tmp_path / "kernels" / "freesound" / "train" / "state.json"))
+    assert imported(base) == ["fold0", "fold1"]
+    state = json.load(open(base / "kernels" / "freesound" / "train" / "state.json"))
     assert {u["status"] for u in state["units"].values()} == {"imported"}
 
     # the imported folds are trusted runs of the local data: src.predict uses them
+    monkeypatch.chdir(base)
     data = FAT2019.open_data("fat")
     found = FAT2019.find_runs("work", data, strict=True)
     assert [f.fold for f in found["cnn"]] == [0, 1]
     assert predict.main(["--data-dir", "fat", "--out", "sub.csv"]) == 0
-    assert (tmp_path / "sub.csv").read_text().startswith("fname,")
+    assert (base / "sub.csv").read_text().startswith("fname,")
 
     # run again: nothing pushed, nothing imported twice
     capsys.readouterr()
     assert kernels.main(train_cmd("--parallel", "2")) == 0
-    assert len(kaggle_stub.calls("SaveKernel")) == 2
+    assert kaggle_stub.calls("SaveKernel") == []
     assert "already imported" in capsys.readouterr().out
 
 
 @pytest.mark.slow
-def test_one_kernel_trains_every_fold_then_predicts(tmp_path, monkeypatch, kaggle_stub, kaggle_env, hidden_env,
-                                                    capsys):
-    """--parallel 1 (the default): one kernel, kit-freesound-train, runs cv --fold all and then
-    predict (as `build --kind train` does); both folds are imported."""
+def test_imported_runs_ship_and_their_kernel_predicts_what_predict_writes(kaggle_trained, monkeypatch, capsys):
+    """The whole no-GPU path after `train`: the imported runs are staged (`dataset`), the
+    inference kernel built (`build`) and run as Kaggle would (`check`: fake /kaggle root, offline,
+    the installed kit hidden); its submission.csv equals src.predict's over the same runs. A weight
+    changed after `dataset` stops the kernel, naming the run and fold."""
+    base = kaggle_trained["folder"]
+    monkeypatch.chdir(base)
+    assert kernels.main(["dataset", "freesound", "--dry-run", "--owner", USER, "--data-dir", "fat"]) == 0
+    manifest = json.load(open("kernels/freesound/dataset/kit-manifest.json"))
+    assert manifest["competition"] == FAT_COMP and list(manifest["runs"]) == ["cnn"]
+    assert not list((base / "kernels/freesound/dataset").glob("*.keras"))      # weights, not .keras files
+    assert kernels.main(["build", "freesound", "--owner", USER]) == 0
+    meta = json.load(open("kernels/freesound/build/kernel-metadata.json"))
+    assert meta["enable_internet"] is False and meta["competition_sources"] == [FAT_COMP]
+    assert meta["dataset_sources"] == [f"{USER}/kit-freesound-models"]
+    capsys.readouterr()
+    assert kernels.main(["check", "freesound", "--data-dir", "fat"]) == 0
+    out = capsys.readouterr().out
+    assert "check: running kernels/freesound/build/kernel.py" in out
+    assert "input/freesound-audio-tagging-2019 -> " in out and "input/kit-freesound-models/ = copy of" in out
+    assert "offline; the installed kit hidden" in out
+    assert "check: kernel submission.csv equals local prediction (4 rows" in out
+    sub = pd.read_csv("kernels/freesound/check/kernel-submission.csv")
+    local = pd.read_csv("kernels/freesound/check/local-submission.csv")
+    assert len(sub) == 4 and list(sub.columns) == list(local.columns) == ["fname", *TINY_LABELS]
+    log = open("kernels/freesound/check/kernel.log").read()
+    assert "unpacked to" in log and "reference outputs match" in log and "done in" in log
+
+    # a staged weight changed after `dataset`: the kernel's reference check stops it, check names it
+    with h5py.File("kernels/freesound/dataset/cnn.fold0.weights.h5", "r+") as f:
+        names = []
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) and o.ndim == 4 else None)
+        f[names[0]][...] = f[names[0]][...] * 0.5
+    assert kernels.main(["check", "freesound", "--data-dir", "fat"]) == 1
+    out, err = capsys.readouterr()
+    assert "check: the kernel failed (exit 1)" in out and "last lines of its log" in out
+    assert "error: the kernel failed (exit 1): error: run cnn fold 0" in err
+    assert "refusing to write a submission" in err
+    assert not os.path.exists("kernels/freesound/check/kernel-submission.csv")
+
+    # staged again after the build: refused before anything runs (Kaggle would refuse it too)
+    assert kernels.main(["dataset", "freesound", "--dry-run", "--owner", USER, "--data-dir", "fat"]) == 0
+    capsys.readouterr()
+    assert kernels.main(["check", "freesound", "--data-dir", "fat"]) == 1
+    err = capsys.readouterr().err
+    assert "was built for another models dataset" in err and "python -m src.kernels build freesound" in err
+
+
+def test_one_kernel_trains_every_fold(fold0_output, kaggle_trained, tmp_path, monkeypatch, kaggle_stub, kaggle_env,
+                                      capsys):
+    """--parallel 1 (the default): one kernel, kit-freesound-train, built to run cv --fold all
+    then predict (as `build --kind train`; that kernel's real run is `kernels check --kind train`'s
+    test); its output here is the two fold kernels' outputs together, under --name gpu-cnn."""
     monkeypatch.chdir(tmp_path)
     layout(tmp_path)
-    kaggle_stub.on_push = really_run(tmp_path, hidden_env)
+    files, records = {}, []
+    for slug in ("kit-freesound-train-f0", "kit-freesound-train-f1"):
+        out = kaggle_trained["runs"][slug][1]
+        files.update({n.replace("/cnn/", "/gpu-cnn/"): b for n, b in out.items() if n != "kit-train.json"})
+        records.append(json.loads(out["kit-train.json"]))
+    record = dict(records[0], run="gpu-cnn", folds={})
+    for r in records:
+        for k, entry in r["folds"].items():
+            record["folds"][k] = dict(entry, path=entry["path"].replace("/cnn/", "/gpu-cnn/"))
+    files["kit-train.json"] = json.dumps(record).encode()
+    for n in list(files):                                     # the run's name is in each fold's config too
+        if n.endswith("/config.json"):
+            files[n] = _alter_config(files[n], name="gpu-cnn")
+            record["folds"][n.split("/fold")[1][0]]["files"]["config.json"] = hashlib.sha1(files[n]).hexdigest()
+    files["kit-train.json"] = json.dumps(record).encode()
+    kaggle_stub.on_push = canned(files)
     assert kernels.main(train_cmd("--name", "gpu-cnn")) == 0, capsys.readouterr().err
     assert [b["slug"] for b in kaggle_stub.calls("SaveKernel")] == [f"{USER}/kit-freesound-train"]
-    run = kaggle_stub.latest_run("kit-freesound-train")
-    assert "--fold all" in run.log and "oof lwlrap" in run.log and "submission.csv" in run.output_files
-    assert "--name gpu-cnn" in run.log
+    text = kaggle_stub.latest_run("kit-freesound-train").text
+    assert "'folds': None" in text and "'gpu-cnn'" in text                # every fold, then predict
     assert sorted(os.path.basename(p) for p in (tmp_path / "work").glob("fat-*/gpu-cnn/fold*")) == ["fold0", "fold1"]
 
 
@@ -220,7 +296,7 @@ def one_of(names):
 @pytest.mark.parametrize("case", ["weights", "unloadable", "folds", "labels", "kit_version", "missing"])
 def test_an_untrustworthy_fold_is_refused_and_named(case, fold0_output, tmp_path, monkeypatch, kaggle_stub,
                                                     kaggle_env, capsys):
-    files, folds_sha1, _ = fold0_output
+    files, folds_sha1 = fold0_output
     files = dict(files)
     monkeypatch.chdir(tmp_path)
     path = layout(tmp_path)
@@ -273,7 +349,7 @@ def test_a_kernel_in_error_imports_nothing_and_says_why(fold0_output, tmp_path, 
                                                         kaggle_env, capsys):
     monkeypatch.chdir(tmp_path)
     layout(tmp_path)
-    files, _, _ = fold0_output
+    files, _ = fold0_output
     log = json.dumps([{"stream_name": "stdout", "time": 1.0, "data": "kernel: training ...\n"},
                       {"stream_name": "stderr", "time": 2.0, "data": "ResourceExhaustedError: OOM when allocating\n"}])
     message = "Your notebook tried to allocate more memory than is available"
@@ -293,7 +369,7 @@ def test_train_killed_while_waiting_reattaches_and_imports_once(fold0_output, tm
                                                                kaggle_env, capsys):
     monkeypatch.chdir(tmp_path)
     layout(tmp_path)
-    files, _, _ = fold0_output
+    files, _ = fold0_output
     kaggle_stub.on_push = canned(files, final=None)          # queued, then running until told otherwise
     real, calls = kaggle_cli.kernel_status, []
 

@@ -198,6 +198,7 @@ def qd_two_runs(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_epochs_given_means_that_many_epochs(qd_two_runs):
     """--epochs 2 with the default --min-steps 600 (which would stretch it to 300 epochs here)."""
     for k in (0, 1):
@@ -224,6 +225,7 @@ def test_quickdraw_blend_chooses_weights_out_of_fold_and_predict_uses_them(qd_tw
     assert re.search(r"out-of-fold map@3 over \d+ drawings: cnn [01]\.\d{4}, cnn8 [01]\.\d{4}, blend [01]\.\d{4}", out)
 
 
+@pytest.mark.slow
 def test_a_model_that_outputs_nan_stops_predict_by_name_and_writes_nothing(qd_two_runs, tmp_path, monkeypatch,
                                                                            capsys):
     import shutil
