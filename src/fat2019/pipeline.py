@@ -48,11 +48,13 @@ def training_batches(feats: FeatureSet, y: np.ndarray, weights: np.ndarray, nois
         late = curated_only_from is not None and epoch >= curated_only_from
         for i, idx in enumerate(epoch_batches(curated if late else everyone, steps, bs, rng)):
             x = np.stack([crop(feats, j, n, rng, cfg.pad).astype(np.float32) for j in idx])
+            yb, wb = target[idx], weights[idx]
+            if cfg.mix_clips > 0:           # the noisy column joins the union: a mixture with a noisy clip is noisy
+                x, yb, wb = transforms.mix_and_union(x, yb, wb, cfg.mix_clips, cfg.mix_gain_db, rng)
             if cfg.spec_augment:
                 x = np.stack([transforms.spec_augment(c, rng) for c in x])
             if cfg.gain_db > 0 and cfg.feature == "logmel":
                 x = np.stack([transforms.random_gain(c, cfg.gain_db, rng) for c in x])
-            yb, wb = target[idx], weights[idx]
             if cfg.mixup_alpha > 0:
                 x, yb, wb = transforms.mixup(x, yb, wb, cfg.mixup_alpha, rng)
             if epoch == start_epoch and i < start_step:

@@ -57,6 +57,10 @@ class FoldInputs:
 def fold_inputs(cfg: FatConfig, data: fat_data.FatData, fold: int) -> FoldInputs:
     """Every input check first (missing files, unknown labels), then the features of the fold's
     training clips (curated of other folds, plus noisy ones when asked) and validation clips."""
+    if not 0 <= cfg.mix_clips <= 1:
+        raise KitError(f"--mix-clips {cfg.mix_clips}: a probability, between 0 and 1")
+    if cfg.mix_clips and cfg.feature != "logmel":
+        raise KitError("--mix-clips adds the clips' mel powers: it needs --feature logmel (MFCCs do not add up)")
     curated, noisy = fat_data.training_frames(data, cfg)
     fold_of, sha1 = fat_folds.load_folds(data, cfg)
     if fold not in set(fold_of):

@@ -1,4 +1,5 @@
-"""Pure numpy transforms on (features, frames) arrays: crops, windows, SpecAugment, gain, mixup."""
+"""Pure numpy transforms on (features, frames) arrays: crops, windows, SpecAugment, gain, mixup,
+mix-and-union."""
 from __future__ import annotations
 
 import numpy as np
@@ -98,3 +99,40 @@ def mixup(x: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float, rng: np.ran
     lx = lam.reshape((-1,) + (1,) * (x.ndim - 1))
     return (lx * x + (1 - lx) * x[perm], lam[:, None] * y + (1 - lam[:, None]) * y[perm],
             lam * w + (1 - lam) * w[perm])
+
+
+FLOOR_DB = 80.0          # features.logmel's floor below the clip's peak
+
+
+def mix_logmel(a: np.ndarray, b: np.ndarray, gain_db: float) -> np.ndarray:
+    """Two log-mel crops as one recording of both sounds: their mel powers added (b raised by
+    `gain_db`), then made relative to the mixture's peak with the 80 dB floor, as features.logmel
+    makes a clip's. Each input is relative to its own peak, so `gain_db` is the level of b's
+    loudest bin against a's."""
+    db_a = a.astype(np.float64) * DB_SCALE - DB_SCALE
+    db_b = b.astype(np.float64) * DB_SCALE - DB_SCALE + gain_db
+    db = 10.0 * np.log10(10.0 ** (db_a / 10.0) + 10.0 ** (db_b / 10.0))
+    db = np.maximum(db - db.max(), -FLOOR_DB)
+    return ((db + DB_SCALE) / DB_SCALE).astype(a.dtype)
+
+
+def mix_and_union(x: np.ndarray, y: np.ndarray, w: np.ndarray, p: float, max_gain_db: float,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """With probability `p` an example becomes the mixture of itself and another example of the
+    batch (relative gain uniform in +-`max_gain_db`); its targets are the union of both clips'
+    (the test's multi-label clips are such mixtures) and its loss weight the lower of the two
+    (a mixture is no more trustworthy than its noisier part). x: (B, features, frames); y: 0/1
+    targets (B, C); w: (B,)."""
+    n = len(x)
+    chosen = rng.random(n) < p
+    partner = (np.arange(n) + rng.integers(1, max(n, 2), size=n)) % n      # never itself (for n > 1)
+    gains = rng.uniform(-max_gain_db, max_gain_db, size=n)
+    if n < 2 or not chosen.any():
+        return x, y, w
+    mx, my, mw = x.copy(), y.copy(), w.copy()       # partners are read from the unmixed batch
+    for i in np.flatnonzero(chosen):
+        j = partner[i]
+        mx[i] = mix_logmel(x[i], x[j], gains[i])
+        my[i] = np.maximum(y[i], y[j])
+        mw[i] = min(w[i], w[j])
+    return mx, my, mw
