@@ -48,7 +48,10 @@ def predict_windows(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
 def predict_clips(model, feats, cfg: FatConfig, tta: int = 1, batch_size: int = 256,
                   progress: str | None = None, window_agg: str | None = None) -> np.ndarray:
     """(clips, labels) scores: the model's window scores aggregated per clip (`window_agg`,
-    default the config's); `tta` shifted window grids."""
+    default the config's); `tta` shifted window grids. A stats model (--model stats) scores each
+    whole clip from its statistics instead: no windows, so `tta` and `window_agg` do not apply."""
+    if cfg.model == "stats":
+        return model.predict_clips(feats)
     n_labels = model.output_shape[-1]
     out = np.zeros((len(feats), n_labels), np.float32)
     bar = progress_bar(total=len(feats), desc=progress or "", unit="clip", disable=progress is None)

@@ -169,6 +169,10 @@ def build(cfg: FatConfig, n_labels: int, pretrained: bool = False):
         return cnn(cfg, n_labels)
     if cfg.model == "vgg19":
         return vgg19(cfg, n_labels, find_vgg_weights(cfg.weights) if pretrained else None)
+    if cfg.model == "stats":            # not a network: whole-clip statistics + logistic regression
+        from .statsmodel import StatsModel
+
+        return StatsModel(cfg.n_features, n_labels)
     raise ValueError(f"unknown model {cfg.model!r}")
 
 

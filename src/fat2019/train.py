@@ -123,6 +123,10 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
         saved = run.saved_config() if resume else None
         if saved is not None:
             cfg = configio.from_dict(FatConfig, saved).replace(**(overrides or {}))
+        if cfg.model == "stats":               # one fit, no network: the same fold life (stats_train)
+            from .stats_train import train_stats_fold
+
+            return train_stats_fold(run, cfg, data, fold, resume, restart)
         inputs = fold_inputs(cfg, data, fold)          # may stop with a clear error: nothing written yet
         n_train = len(inputs.train)
         steps = cfg.steps_per_epoch or max(1, n_train // cfg.batch_size)

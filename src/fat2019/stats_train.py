@@ -1,0 +1,73 @@
+"""Train one fold of the stats model (`--model stats`) through the kit's fold runner, as the
+networks are: the same lock, plan line, config.json, oof.csv, metrics.json, atomic finish and
+trust rules, so predict, blend and the kernels take a stats run like any other. One fit is its
+one epoch (no early stopping, no schedule); the same clips and weights as the CNN's fold (curated
+weight 1, noisy clips --noisy-weight under --noisy weighted, none under --noisy none).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from ..kit import configio
+from ..kit.errors import KitError
+from ..kit.fold_runner import EpochScore, FoldRun
+from ..kit.metrics import lwlrap
+from . import clipstats, data as fat_data
+from .config import FatConfig
+from .infer import predict_clips
+from .statsmodel import StatsModel
+
+
+def check_flags(cfg: FatConfig) -> None:
+    """Flags of the networks' training that a stats fit cannot honour, refused rather than ignored."""
+    if cfg.noisy == "finetune":
+        raise KitError("--model stats --noisy finetune: one fit has no last epochs to fine-tune on curated clips; "
+                       "use --noisy weighted, all or none")
+    if cfg.mix_clips:
+        raise KitError("--model stats --mix-clips: mix-and-union mixes training crops of the networks; the stats "
+                       "model fits whole clips")
+    if cfg.stats_c <= 0:
+        raise KitError(f"--stats-c {cfg.stats_c}: the inverse regularisation must be positive")
+
+
+def train_stats_fold(run: FoldRun, cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool,
+                     restart: bool) -> dict:
+    """Fit and score fold `fold` inside the open `run` (train.train_fold opened it and resolved
+    the config); a fit committed but not finished (killed before the move) is finished on --resume."""
+    import sklearn
+
+    from .train import fold_inputs, per_label_lwlrap, run_meta
+
+    check_flags(cfg)
+    cfg = cfg.replace(epochs=1, min_steps=0, patience=1)       # what the fold does, recorded as such
+    inputs = fold_inputs(cfg, data, fold)
+    n_train = len(inputs.train)
+    plan = run.plan({**configio.to_dict(cfg), **run_meta(data, inputs.folds_sha1)}, 1, resume,
+                    f"fold {fold}: stats model (whole-clip statistics, logistic regression C={cfg.stats_c}) on "
+                    f"{n_train} clips ({inputs.n_noisy} noisy, --noisy {cfg.noisy}), validate {len(inputs.val)} "
+                    f"curated clips, skipped {len(inputs.skipped)} unusable", restart=restart)
+    if plan is None:
+        return run.finished_metrics()
+    model = StatsModel(cfg.n_features, len(data.labels))
+    if run.epoch == 0:
+        t0 = time.time()
+        keep = inputs.weights > 0                  # --noisy weighted with --noisy-weight 0: left out
+        x = clipstats.stack(inputs.train.take(np.flatnonzero(keep)))
+        loss = model.fit(x, inputs.y_train[keep], inputs.weights[keep], cfg.stats_c)
+        scores = predict_clips(model, inputs.val, cfg)
+        oof = pd.DataFrame(scores, columns=data.labels)
+        oof.insert(0, "fname", inputs.val.fnames)
+        run.end_epoch(model, EpochScore(lwlrap(inputs.y_val, scores), oof), time.time() - t0, loss)
+        print(f"epoch 1/1: loss {loss:.4f} {run.metric} {run.state['best']:.4f} ({x.shape[1]} statistics of "
+              f"{x.shape[0]} clips) {time.time() - t0:.1f}s", flush=True)
+    metrics = run.finish(model, f"{data.name} {cfg.run_name} fold {fold}", per_label=per_label_lwlrap(data),
+                         extra={"fold": fold, "dataset": data.name, "model": cfg.model, "run": cfg.run_name,
+                                "n_train": n_train, "n_noisy": inputs.n_noisy, "n_val": len(inputs.val),
+                                "skipped_clips": inputs.skipped, "scikit-learn": sklearn.__version__})
+    if inputs.skipped:
+        print(f"fold {fold}: {len(inputs.skipped)} clip(s) skipped as unusable: "
+              f"{', '.join(inputs.skipped[:10])}", flush=True)
+    return metrics
