@@ -298,8 +298,8 @@ class FoldRun:
         return _monitor_class()(self, evaluate, patience, max_minutes, seed, best_possible, steps, checkpoint_minutes)
 
     def end_epoch(self, model, result: EpochScore, seconds: float, loss: float = math.nan) -> bool:
-        """Commit the next epoch of a model trained without Keras' fit (the FAT2019 stats model:
-        one fit is its one epoch), as the callback commits one: scored, its checkpoints written
+        """Commit the next epoch of a model trained without Keras' fit (a classifier fitted in one
+        go: one fit is its one epoch), as the callback commits one: scored, its checkpoints written
         with the model's save_weights / save, state.json the commit point. True when it is the best."""
         return self._end_epoch(model, self.epoch + 1, loss, 0.0, result, seconds)
 
