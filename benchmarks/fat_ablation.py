@@ -36,6 +36,8 @@ ROWS = {     # name: (what, src.cv flags; None: built on the best noisy row)
     "nospec": ("best noisy row without SpecAugment", None),
     "e80": ("best noisy row without SpecAugment, 80 epochs (the 40-epoch runs mostly ended at the cap)", None),
     "w32": ("e80 at width 32 (about 4x the compute)", None),
+    "mix": ("e80 with mix-and-union (--mix-clips 0.5): half the training crops are two clips mixed, "
+            "labels the union", None),
     "vgg19": ("VGG19, body frozen at random weights (--weights none): NOT transfer learning; 12 epochs or "
                         "4 minutes a fold on a CPU; without SpecAugment", None),
 }
@@ -48,6 +50,7 @@ def cv_flags(name: str, best: list[str]) -> list[str]:
     nospec = [f for f in best if f != "--spec-augment"] + ["--no-spec-augment"]
     return {"mixup": best + ["--mixup-alpha", "0.4"], "nospec": nospec, "e80": nospec + ["--epochs", "80"],
             "w32": nospec + ["--epochs", "80", "--width", "32"],
+            "mix": nospec + ["--epochs", "80", "--mix-clips", "0.5"],
             "vgg19": nospec + ["--model", "vgg19", "--weights", "none", "--epochs", "12", "--patience", "6",
                                "--batch-size", "16", "--max-minutes", "4"]}[name]
 

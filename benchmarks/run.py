@@ -57,10 +57,11 @@ class Size:
     multiworker: bool
     first_run: bool
     deep_quality: bool
+    width: int = 16             # the CNN of the pipeline and memory runs (smoke: the harness only)
 
 
 SIZES = {
-    "smoke": Size("smoke", 4, 2, 1, 2, (20, 40), 32, 1, 1, False, False, False),
+    "smoke": Size("smoke", 4, 2, 1, 2, (20, 40), 32, 1, 1, False, False, False, width=4),
     "quick": Size("quick", 120, 8, 5, 81, (4970, 19815), 64, 10, 600, True, True, False),
     "full": Size("full", 345, 10, 9, 81, (4970, 19815), 128, 30, 2500, True, True, True),
 }
@@ -215,7 +216,7 @@ from src.fat2019.config import FatConfig
 from src.fat2019 import models, pipeline as datasets
 from src.kit.batches import no_autotune
 from src.fat2019.features import FeatureSet
-cfg = FatConfig(n_mels=64, width=16, mixup_alpha=0.0, spec_augment=True)
+cfg = FatConfig(n_mels=64, width={size.width}, mixup_alpha=0.0, spec_augment=True)
 rng = np.random.default_rng(0)
 fs = object.__new__(FeatureSet)
 arrays = [rng.uniform(-1, 1, (64, int(f))).astype(np.float16) for f in rng.integers(100, 2000, 400)]
@@ -235,6 +236,7 @@ stage, batches = stage_rate(cfg)
 augment = {{name: stage_rate(cfg.replace(**change))[0] for name, change in (
     ("no augmentation", dict(spec_augment=False)), ("SpecAugment", {{}}),
     ("+ random gain 6 dB", dict(gain_db=6.0)), ("+ mixup 0.4", dict(mixup_alpha=0.4)),
+    ("+ mix-and-union 0.5", dict(mix_clips=0.5)),
     ("+ silence padding", dict(pad="silence")))}}
 ceiling_ds = tf.data.Dataset.from_tensor_slices(tuple(np.concatenate(b) for b in zip(*batches))).batch(cfg.batch_size).repeat().with_options(no_autotune())   # the same tf.data options as the kit
 out = {{"stage": stage, "augment": augment}}
@@ -262,7 +264,7 @@ print(json.dumps(out))"""
     res.add("pipeline", "model fed by the kit's pipeline", f"{r['pipeline']:.1f} samples/s", "median round")
     res.add("pipeline", "training pipeline / in-memory ceiling", f"{r['ratio']:.2f}",
             f"target >= 0.9; median of {len(r['ratios'])} side-by-side rounds "
-            f"({', '.join(f'{x:.2f}' for x in r['ratios'])}); width-16 CNN, 64 mels, batch 32, "
+            f"({', '.join(f'{x:.2f}' for x in r['ratios'])}); width-{size.width} CNN, 64 mels, batch 32, "
             f"{size.pipeline_steps} steps per fit")
     _bars(res, "pipeline.png", "training samples/s", {"in-memory ceiling": r["ceiling"], "kit pipeline": r["pipeline"]})
 
@@ -345,7 +347,7 @@ def memory(res: Results, size: Size, work: str) -> None:
     cache = os.path.join(work, "fat-size-cache")
     on_disk = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(cache) for f in fs) / 2**30
     cmd = [sys.executable, "-m", "src.cv", "--data-dir", root, "--fold", "0", "--noisy", "all", "--n-mels",
-           str(size.cache_mels), "--width", "16", "--epochs", "1", "--steps-per-epoch", str(size.train_steps),
+           str(size.cache_mels), "--width", str(size.width), "--epochs", "1", "--steps-per-epoch", str(size.train_steps),
            "--eval-hop", "1.0", "--cache-dir", cache, "--work-dir", os.path.join(work, "fat-size-work")]
     wall, rss, out = run_measured(cmd, cwd=work)
     res.add("memory", f"training run over {curated + noisy:,} clips ({curated:,} curated + {noisy:,} noisy), "

@@ -180,32 +180,39 @@ def cv_process(folder, *extra) -> subprocess.CompletedProcess:
     return conftest.LANE.run([sys.executable, "-m", "src.cv", "--data-dir", "fat", *TINY_FLAGS, *extra], cwd=folder)
 
 
-@background_job("unusable_clips_run", last=True)
-def _unusable_clips_run(folder):
-    """The tiny layout with four unusable training clips, trained on every fold (src.cv's own
-    process: its warnings are the lines it prints)."""
-    cur = pd.read_csv(write_tiny_layout(os.path.join(folder, "fat")) + "/train_curated.csv")
+@background_job("bad_clips_runs", last=True)
+def _bad_clips_runs(folder):
+    """The tiny layout with four unusable training clips and one known mislabelled clip: every
+    fold trained (both left out), then fold 0 again with --keep-bad-clips under another name
+    (src.cv's own processes: their warnings are the lines they print)."""
+    root = write_tiny_layout(os.path.join(folder, "fat"))
+    cur = pd.read_csv(os.path.join(root, "train_curated.csv"))
+    clips = os.path.join(root, "train_curated")
+    os.rename(os.path.join(clips, cur["fname"][0]), os.path.join(clips, KNOWN_BAD_CLIPS[0]))
+    cur.loc[0, "fname"] = KNOWN_BAD_CLIPS[0]
+    cur.to_csv(os.path.join(root, "train_curated.csv"), index=False)
     junk, empty, silent, nan = cur["fname"][3], cur["fname"][4], cur["fname"][5], cur["fname"][6]
-    clips = os.path.join(folder, "fat", "train_curated")
     open(os.path.join(clips, junk), "wb").write(b"garbage")
     sf.write(os.path.join(clips, empty), np.zeros(0, np.float32), 16000)
     sf.write(os.path.join(clips, silent), np.zeros(16000, np.float32), 16000)
     x = np.random.default_rng(0).normal(size=16000).astype(np.float32)
     x[5] = np.inf
     sf.write(os.path.join(clips, nan), x, 16000, subtype="FLOAT")
-    return cv_process(folder, "--fold", "all", "--epochs", "1"), (junk, empty, silent, nan), folder
+    left_out = cv_process(folder, "--fold", "all", "--epochs", "1")
+    kept = cv_process(folder, "--fold", "0", "--epochs", "1", "--keep-bad-clips", "--name", "kept")
+    return left_out, kept, (junk, empty, silent, nan), folder
 
 
 @pytest.fixture
-def unusable_clips_run(background, monkeypatch):
-    r, clips, folder = background.result("unusable_clips_run")
+def bad_clips_runs(background, monkeypatch):
+    left_out, kept, clips, folder = background.result("bad_clips_runs")
     monkeypatch.chdir(folder)
-    return r, clips
+    return left_out, kept, clips
 
 
 @pytest.mark.slow
-def test_unusable_training_clips_are_skipped_and_counted(unusable_clips_run):
-    r, (junk, empty, silent, nan) = unusable_clips_run
+def test_unusable_training_clips_are_skipped_and_counted(bad_clips_runs):
+    r, _, (junk, empty, silent, nan) = bad_clips_runs
     assert r.returncode == 0, r.stderr[-3000:]
     text = " ".join(l for l in r.stderr.splitlines() if l.startswith("warning: "))   # KitWarning's format
     for f, why in [(junk, "unreadable"), (empty, "empty"), (silent, "silent"), (nan, "non-finite")]:
@@ -215,25 +222,9 @@ def test_unusable_training_clips_are_skipped_and_counted(unusable_clips_run):
     assert r.stdout.strip().splitlines()[-1].startswith("oof lwlrap ")
 
 
-@background_job("known_bad_clip_runs", last=True)
-def _known_bad_clip_runs(folder):
-    """A known mislabelled clip in the tiny layout: fold 0 trained without, then with --keep-bad-clips."""
-    root = write_tiny_layout(os.path.join(folder, "fat"))
-    cur = pd.read_csv(os.path.join(root, "train_curated.csv"))
-    os.rename(os.path.join(root, "train_curated", cur["fname"][0]), os.path.join(root, "train_curated", KNOWN_BAD_CLIPS[0]))
-    cur.loc[0, "fname"] = KNOWN_BAD_CLIPS[0]
-    cur.to_csv(os.path.join(root, "train_curated.csv"), index=False)
-    return [cv_process(folder, "--fold", "0", "--epochs", "1", *keep) for keep in ([], ["--keep-bad-clips"])]
-
-
-@pytest.fixture
-def known_bad_clip_runs(background):
-    return background.result("known_bad_clip_runs")
-
-
 @pytest.mark.slow
-def test_known_bad_clips_left_out_unless_kept(known_bad_clip_runs):
-    left_out, kept = known_bad_clip_runs
+def test_known_bad_clips_left_out_unless_kept(bad_clips_runs):
+    left_out, kept, _ = bad_clips_runs
     assert left_out.returncode == 0 and kept.returncode == 0, left_out.stderr[-2000:] + kept.stderr[-2000:]
     assert "leaving out 1 known mislabelled" in left_out.stdout
     assert "leaving out" not in kept.stdout

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import QD_TINY, QD_TINY_CNN, background_job, killed_in_process, one
 from src.kit.errors import KitWarning
-from src.quickdraw import cv, data, predict, score, study
+from src.quickdraw import cv, predict, score, study
 from src.quickdraw.config import QDConfig
 from src.quickdraw.demo import DEMO_TEST_PER_CLASS, DEMO_WORDS
 
@@ -42,27 +42,46 @@ def check_submission(path, sample, words):
     return sub
 
 
+RUN_END = "=== cv.main returned 0"
+
+
 def cv_runs(argvs) -> str:
-    """Python code running src.quickdraw.cv with each argv in turn, in one process."""
-    return f"from src.quickdraw import cv\nfor argv in {argvs!r}:\n    assert cv.main(argv) == 0, argv\n"
+    """Python code running src.quickdraw.cv with each argv in turn, in one process; RUN_END
+    follows each run's own output."""
+    return (f"from src.quickdraw import cv\nfor argv in {argvs!r}:\n    assert cv.main(argv) == 0, argv\n"
+            f"    print({RUN_END!r}, flush=True)\n")
+
+
+def last_lines(stdout: str) -> list[str]:
+    """The last line each run of cv_runs printed."""
+    return [part.strip().splitlines()[-1] for part in stdout.split(RUN_END)[:-1]]
 
 
 @background_job("demo_runs", needs=("qd_tiny_run",))
 def _qd_three_runs(folder):
-    """cv on the demo: cnn fold 0 (the session's tiny run, copied); lstm every fold; convlstm fold 1."""
+    """cv on the demo: cnn fold 0 (the session's tiny run, copied); lstm every fold; convlstm fold 1;
+    and, in another work dir, inception fold 1 without augmentation (one process; the last line
+    each run printed is kept for test_cv_last_line)."""
     import conftest
 
     root = os.path.join(folder, "runs")
     shutil.copytree(conftest.LANE.result("qd_tiny_run"), root, symlinks=True)
     r = conftest.LANE.run([sys.executable, "-c", cv_runs([["--fold", "all"] + TINY_LSTM,
-                                                          ["--fold", "1"] + TINY_CONVLSTM])], cwd=root)
+                                                          ["--fold", "1"] + TINY_CONVLSTM,
+                                                          ["--fold", "1", "--no-augment", "--work-dir", "work-inception"]
+                                                          + TINY_INCEPTION])], cwd=root)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    return pathlib.Path(root)
+    return pathlib.Path(root), last_lines(r.stdout)
 
 
 @pytest.fixture(scope="session")
 def demo_runs(background):
-    return background.result("demo_runs")
+    return background.result("demo_runs")[0]
+
+
+@pytest.fixture
+def demo_last_lines(background):
+    return background.result("demo_runs")[1]
 
 
 def test_cv_outputs(qd_tiny_run):
@@ -95,28 +114,13 @@ def test_cv_outputs_of_every_fold_and_the_sequence_models(demo_runs):
         assert os.path.isfile(os.path.join(lstm, "fold2", f)) and os.path.isfile(os.path.join(convlstm, "fold1", f)), f
 
 
-@background_job("qd_last_lines", last=True)
-def _qd_last_lines(folder):
-    import conftest
-
-    return [conftest.LANE.run([sys.executable, "-m", "src.quickdraw.cv", *argv], cwd=folder) for argv in (
-        ["--fold", "1", "--no-augment"] + TINY_INCEPTION,
-        ["--fold", "all", "--classes", "3", "--per-class", "6"] + TINY_CNN[2:])]
-
-
-@pytest.fixture
-def qd_last_lines(background):
-    return background.result("qd_last_lines")
-
-
 @pytest.mark.slow
-def test_cv_last_line(qd_last_lines):
-    one_fold, every_fold = qd_last_lines
-    assert one_fold.returncode == 0, one_fold.stderr[-3000:]
-    assert re.fullmatch(r"fold 1 map@3 [01]\.\d{4}", one_fold.stdout.strip().splitlines()[-1])
-    assert every_fold.returncode == 0, every_fold.stderr[-3000:]
-    assert re.fullmatch(r"oof map@3 [01]\.\d{4} over 18 drawings of folds 0,1,2 \(mean of folds [01]\.\d{4}\)",
-                        every_fold.stdout.strip().splitlines()[-1])
+def test_cv_last_line(demo_last_lines):
+    every_fold, one_fold, inception = demo_last_lines
+    assert re.fullmatch(r"oof map@3 [01]\.\d{4} over 96 drawings of folds 0,1,2 \(mean of folds [01]\.\d{4}\)",
+                        every_fold), every_fold
+    assert re.fullmatch(r"fold 1 map@3 [01]\.\d{4}", one_fold), one_fold
+    assert re.fullmatch(r"fold 1 map@3 [01]\.\d{4}", inception), inception
 
 
 def test_predict_and_score(qd_tiny, capsys):
