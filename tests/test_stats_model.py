@@ -170,7 +170,7 @@ def test_predict_blends_a_stats_run_with_the_cnn_run(fat_tiny, capsys):
     assert pd.read_csv("a.csv").equals(pd.read_csv("b.csv"))
 
 
-@pytest.mark.slow       # the kernel runs twice in its own process (about 30 s here)
+@pytest.mark.slow       # the kernel runs twice in its own process (8-21 s here, TensorFlow imported or not)
 def test_a_stats_run_ships_and_its_kernel_reproduces_local_prediction(tiny, capsys):
     assert fat_cv.main([*STATS, "--fold", "all"]) == 0
     assert kernels.main(["dataset", "freesound", "--dry-run", "--owner", USER, "--data-dir", "fat"]) == 0
