@@ -14,6 +14,7 @@ import time
 import pandas as pd
 import pytest
 
+from conftest import background_job
 from kaggle_stub import USER
 from src.kit.errors import KitError
 from src.ship import check, kernels
@@ -41,21 +42,40 @@ def test_check_quickdraw_matches_local_words(qd_tiny, capsys):
     assert list(kernel.columns) == ["key_id", "word"] and kernel.equals(local) and len(kernel) > 0
 
 
-@pytest.mark.slow       # trains three folds inside the kernel (about 50 s here)
-def test_check_training_kernel_finishes_with_runs_and_a_submission(tiny, capsys):
-    from conftest import TINY_FLAGS
-    from src.fat2019 import folds
+@background_job("training_kernel_check", last=True)
+def _training_kernel_check(folder):
+    """On a tiny layout: the folds file, `build --kind train`, then `check --kind train` (the
+    kernel trains three folds and predicts, about 50 s here), each a process on the lane."""
+    import conftest
+    from conftest import TINY_FLAGS, write_tiny_layout
 
-    assert folds.main(["--data-dir", "fat", "--n-folds", "3"]) == 0
+    write_tiny_layout(os.path.join(folder, "fat"))
     train_args = " ".join(TINY_FLAGS + ["--epochs", "1"])
-    assert kernels.main(["build", "freesound", "--owner", USER, "--kind", "train", "--data-dir", "fat",
-                         "--train-args", train_args]) == 0
-    capsys.readouterr()
-    assert kernels.main(["check", "freesound", "--kind", "train", "--data-dir", "fat"]) == 0
-    out = capsys.readouterr().out
+    steps = [["src.folds", "--data-dir", "fat", "--n-folds", "3"],
+             ["src.kernels", "build", "freesound", "--owner", USER, "--kind", "train", "--data-dir", "fat",
+              "--train-args", train_args],
+             ["src.kernels", "check", "freesound", "--kind", "train", "--data-dir", "fat"]]
+    done = []
+    for step in steps:
+        done.append(conftest.LANE.run([sys.executable, "-m", *step], cwd=folder))
+        if done[-1].returncode != 0:
+            break
+    return done, folder
+
+
+@pytest.fixture
+def training_kernel_check(background):
+    return background.result("training_kernel_check")
+
+
+@pytest.mark.slow
+def test_check_training_kernel_finishes_with_runs_and_a_submission(training_kernel_check):
+    done, folder = training_kernel_check
+    assert [r.returncode for r in done] == [0, 0, 0], done[-1].stdout[-2000:] + done[-1].stderr[-3000:]
+    out = done[-1].stdout
     assert "running kernels/freesound/build-train/kernel.py" in out
     assert "check: the training kernel finished, wrote runs cnn (3 folds) and a submission.csv (4 rows)" in out
-    meta = json.load(open("kernels/freesound/build-train/kernel-metadata.json"))
+    meta = json.load(open(os.path.join(folder, "kernels/freesound/build-train/kernel-metadata.json")))
     assert meta["id"] == f"{USER}/kit-freesound-train" and meta["dataset_sources"] == []
     assert meta["enable_internet"] is False and meta["competition_sources"] == ["freesound-audio-tagging-2019"]
 

@@ -6,19 +6,21 @@ import glob
 import importlib
 import json
 import os
+import pathlib
 import re
 import shlex
+import sys
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, one
+from conftest import ROOT, background_job, one
 from src.kit import cv as kit_cv, predict as kit_predict, submission
 from src.kit.errors import KitError
 from src.kit.fold_runner import FoldRun
-from src.quickdraw import blend as qd_blend, cv as qd_cv, predict as qd_predict
+from src.quickdraw import blend as qd_blend, predict as qd_predict
 from src.quickdraw.competition import check_rows, format_rows, per_label
 
 QD_TINY = ["--per-class", "12", "--batch-size", "32", "--n-folds", "2", "--no-jit", "--model", "cnn",
@@ -185,17 +187,23 @@ def test_every_command_in_the_readme_and_docs_answers_help(capsys):
 
 # ------------------------------------------------------------------------------------------ end to end
 
-@pytest.fixture(scope="module")
-def qd_two_runs(tmp_path_factory):
-    """Two tiny Quick Draw runs on both folds of the demo (the blend needs every sample scored by both)."""
-    root = tmp_path_factory.mktemp("qd-spine")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(root)
-    assert qd_cv.main(["--fold", "all", "--epochs", "2"] + QD_TINY) == 0
-    assert qd_cv.main(["--fold", "all", "--epochs", "1", "--name", "cnn8"] + QD_TINY[:-4] +
-                      ["--cnn-filters", "8", "--cnn-blocks", "2"]) == 0
-    mp.undo()
-    return root
+@background_job("qd_two_runs", last=True)
+def _qd_two_runs(folder):
+    """Two tiny Quick Draw runs on every fold of the demo (the blend needs every sample scored by
+    both), in one process on the background lane."""
+    import conftest
+
+    code = (f"from src.quickdraw import cv\n"
+            f"assert cv.main({['--fold', 'all', '--epochs', '2'] + QD_TINY!r}) == 0\n"
+            f"assert cv.main({['--fold', 'all', '--epochs', '1', '--name', 'cnn8'] + QD_TINY[:-4] + ['--cnn-filters', '8', '--cnn-blocks', '2']!r}) == 0\n")
+    r = conftest.LANE.run([sys.executable, "-c", code], cwd=folder)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    return pathlib.Path(folder)
+
+
+@pytest.fixture
+def qd_two_runs(background):
+    return background.result("qd_two_runs")
 
 
 @pytest.mark.slow
