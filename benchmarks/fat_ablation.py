@@ -36,6 +36,9 @@ ROWS = {     # name: (what, src.cv flags; None: built on the best noisy row)
     "nospec": ("best noisy row without SpecAugment", None),
     "e80": ("best noisy row without SpecAugment, 80 epochs (the 40-epoch runs mostly ended at the cap)", None),
     "w32": ("e80 at width 32 (about 4x the compute)", None),
+    "sep32": ("e80 at width 32 with depthwise-separable convolutions (--conv separable: 10 GFLOP a step "
+              "against w32's 80)", None),
+    "sep48": ("e80 at width 48, depthwise-separable (22 GFLOP a step: under a third of w32's)", None),
     "mix": ("e80 with mix-and-union (--mix-clips 0.5): half the training crops are two clips mixed, "
             "labels the union", None),
     "vgg19": ("VGG19, body frozen at random weights (--weights none): NOT transfer learning; 12 epochs or "
@@ -51,6 +54,8 @@ def cv_flags(name: str, best: list[str]) -> list[str]:
     return {"mixup": best + ["--mixup-alpha", "0.4"], "nospec": nospec, "e80": nospec + ["--epochs", "80"],
             "w32": nospec + ["--epochs", "80", "--width", "32"],
             "mix": nospec + ["--epochs", "80", "--mix-clips", "0.5"],
+            "sep32": nospec + ["--epochs", "80", "--width", "32", "--conv", "separable"],
+            "sep48": nospec + ["--epochs", "80", "--width", "48", "--conv", "separable"],
             "vgg19": nospec + ["--model", "vgg19", "--weights", "none", "--epochs", "12", "--patience", "6",
                                "--batch-size", "16", "--max-minutes", "4"]}[name]
 
@@ -123,7 +128,7 @@ def main(argv=None) -> int:
 
     data = fat_data.load(FatConfig(data_dir=args.data_dir))
     lines = ["| row | what | command (`python -m src.cv --data-dir DIR --fold all --name ROW ...`) | out-of-fold lwlrap "
-             "| epochs run (folds) | training s (5 folds) |", "|---|---|---|---|---|---|"]
+             "| epochs run (folds) | training s (5 folds) | GFLOP a training step |", "|---|---|---|---|---|---|---|"]
     results = {}
     for name in args.rows.split(","):
         done = {n: oof_score(args.work_dir, data.name, n, data) for n in NOISY_ROWS if _finished(args, data, n)}
@@ -137,7 +142,7 @@ def main(argv=None) -> int:
         wall = time.time() - t0
         if r.returncode != 0:
             print(r.stderr[-3000:], file=sys.stderr)
-            lines.append(f"| {name} | {ROWS[name][0]} | `{' '.join(flags)}` | failed | | {wall:.0f} |")
+            lines.append(f"| {name} | {ROWS[name][0]} | `{' '.join(flags)}` | failed | | {wall:.0f} | |")
             continue
         score = oof_score(args.work_dir, data.name, name, data)
         metrics = [json.load(open(os.path.join(args.work_dir, data.name, name, f"fold{k}", "metrics.json")))
@@ -147,7 +152,7 @@ def main(argv=None) -> int:
         results[name] = score
         lines.append(f"| {name} | {ROWS[name][0]}{f' (on {best_name})' if ROWS[name][1] is None else ''} | "
                      f"`{' '.join(flags)}` | {score:.4f} | {'/'.join(map(str, epochs))} "
-                     f"| {train_s:.0f} |")
+                     f"| {train_s:.0f} | {metrics[0].get('gflop_per_step', '')} |")
         print(lines[-1], flush=True)
     if results:
         top = max((n for n in results if n not in ("vgg19", "cnn32")), key=results.get, default=None)
@@ -155,7 +160,7 @@ def main(argv=None) -> int:
             for agg, s in rescore_windows(args.work_dir, data.name, top, data).items():
                 flag = agg.split(", ")[1] if ", " in agg else f"--window-agg {agg}"
                 lines.append(f"| {top} {flag} | windows of {top}'s folds re-scored ({agg}) | "
-                             f"`{'src.cv' if 'eval-hop' in flag else 'src.predict'} {flag}` | {s:.4f} | | |")
+                             f"`{'src.cv' if 'eval-hop' in flag else 'src.predict'} {flag}` | {s:.4f} | | | |")
     text = "\n".join(lines) + "\n"
     print(text)
     with open(args.out, "w") as f:

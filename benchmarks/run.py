@@ -467,15 +467,6 @@ from src.kit.batches import no_autotune
 cfg = FatConfig()
 m = models.build(cfg, 80)
 m.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=models.loss(cfg)); m.jit_compile = cfg.jit
-macs, first = 0, True
-for l in m.layers:
-    if isinstance(l, keras.layers.Conv2D):
-        kh, kw, cin, cout = l.kernel.shape
-        mac = int(np.prod(l.output.shape[1:3])) * kh * kw * cin * cout
-        macs += mac * (2 if first else 3)      # forward, weight gradient, input gradient (not for the input layer)
-        first = False
-    elif isinstance(l, keras.layers.Dense):
-        macs += 3 * int(np.prod(l.kernel.shape))
 rng = np.random.default_rng(0)
 n = 4 * cfg.batch_size
 x = rng.normal(size=(n, cfg.n_features, cfg.crop_frames, 1)).astype(np.float32)
@@ -490,7 +481,7 @@ mm = tf.function(lambda a: a @ a, jit_compile=True); mm(a).numpy()
 tm = []
 for _ in range(5):
     t0 = time.time(); mm(a).numpy(); tm.append(time.time() - t0)
-print(json.dumps({"step": min(t), "gflop": 2 * macs * cfg.batch_size / 1e9, "matmul": 2 * 2048**3 / min(tm) / 1e9,
+print(json.dumps({"step": min(t), "gflop": models.training_gflop(m, cfg.batch_size), "matmul": 2 * 2048**3 / min(tm) / 1e9,
                   "width": cfg.width}))"""
     r, _ = py(code, env={"KERAS_HOME": os.path.join(work, "keras-home")})
     res.add("first run", f"training step of the default CNN (width {r['width']}, batch 32), best of 3",

@@ -154,3 +154,24 @@ def test_each_noisy_mode_reaches_the_training_batches():
         assert sorted(f.tolist()) == [0, 0, 0, 1, 1, 1]
     for f in flags[4:]:
         assert f.tolist() == [0] * 6
+
+
+def test_training_gflop_by_hand_and_separable_blocks_cost_a_fraction():
+    import keras
+
+    from src.fat2019.models import build, training_gflop
+
+    inp = keras.Input((4, 6, 1))
+    x = keras.layers.Conv2D(2, 3, padding="same", use_bias=False)(inp)       # 24 px * 9*1*2, x2 (fed by the input)
+    x = keras.layers.SeparableConv2D(3, 3, padding="same", use_bias=False)(x)  # 24 px * (9*2 + 2*3), x3
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(5)(x)                                            # 3*5, x3
+    macs = 24 * 18 * 2 + 24 * 24 * 3 + 15 * 3
+    assert abs(training_gflop(keras.Model(inp, out), 1) - 2 * macs / 1e9) < 1e-15
+
+    cfg = FatConfig(n_mels=32, crop_frames=32, width=8, blocks=3, jit=False)
+    standard, separable = build(cfg, 4), build(cfg.replace(conv="separable"), 4)
+    assert [type(l).__name__ for l in separable.layers].count("SeparableConv2D") == 5       # all but the first conv
+    assert training_gflop(separable, 32) < training_gflop(standard, 32) / 3
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 1)).astype(np.float32)
+    assert separable.predict(x, verbose=0).shape == (2, 4)

@@ -59,6 +59,8 @@ class FatConfig(RunConfig):
     width: int = field(32, "channels of the first conv block (doubles per block); 16 is the CPU setting "
                            "(a quarter of the compute, out-of-fold lwlrap 0.9175 against 0.9294)")
     blocks: int = field(4, "conv blocks")
+    conv: str = field("standard", "cnn: 3x3 convolutions, or depthwise-separable ones (a fraction of the compute "
+                                  "beyond the first layer)", ["standard", "separable"])
     dropout: float = field(0.3, "dropout before the classifier")
     epochs: int = field(80, "maximum epochs (the cosine schedule spans them)")
     steps_per_epoch: int = field(0, "batches per epoch; 0 means one pass over the training clips")

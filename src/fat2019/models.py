@@ -23,13 +23,19 @@ NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 DELTA_SCALES = (10.0, 30.0)
 
 
-def conv_block(x, filters: int, pool: bool = True, synchronized: bool = False):
+def conv_block(x, filters: int, pool: bool = True, synchronized: bool = False, separable: bool = False):
     """Two conv-BN-ReLU, then 2x2 average pooling. `synchronized`: batch statistics over every
-    replica (multi-worker training, where each worker sees part of the batch)."""
+    replica (multi-worker training, where each worker sees part of the batch). `separable`:
+    depthwise-separable 3x3 convolutions (a 3x3 per channel, then a 1x1 across channels: about
+    9*C_in + C_in*C_out multiply-adds a pixel instead of 9*C_in*C_out) wherever the input has
+    more than one channel."""
     from keras import layers  # TensorFlow starts here, on first use: after any feature workers forked
 
     for _ in range(2):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        if separable and x.shape[-1] > 1:
+            x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
+        else:
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization(momentum=0.9, synchronized=synchronized)(x)  # momentum: few steps per epoch
         x = layers.ReLU()(x)
     if pool:
@@ -46,13 +52,40 @@ def cnn(cfg: FatConfig, n_labels: int):
     inp = keras.Input((cfg.n_features, cfg.crop_frames, 1), name="logmel")
     x = inp
     for b in range(cfg.blocks):
-        x = conv_block(x, cfg.width * 2 ** b, synchronized=cfg.strategy == "multiworker")
+        x = conv_block(x, cfg.width * 2 ** b, synchronized=cfg.strategy == "multiworker",
+                       separable=cfg.conv == "separable")
     x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
     x = layers.Dropout(cfg.dropout)(x)
     x = layers.Dense(cfg.width * 2 ** max(cfg.blocks - 1, 0), activation="relu")(x)
     x = layers.Dropout(cfg.dropout / 2)(x)
     out = layers.Dense(n_labels, activation="sigmoid", name="labels", dtype="float32")(x)   # float32 under mixed
     return keras.Model(inp, out, name="cnn")
+
+
+def training_gflop(model, batch_size: int) -> float:
+    """Floating-point operations (in billions) of one training step of `model` on a batch:
+    2 per multiply-add of its convolutions and dense layers, times 3 for the forward pass and the
+    two gradients (2 for a layer fed by the input: no input gradient). Pooling, normalisation and
+    activations are left out (a few percent)."""
+    import keras  # TensorFlow starts here, on first use: after any feature workers forked
+
+    macs, first = 0, True
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.SeparableConv2D):
+            kh, kw, cin, mult = layer.depthwise_kernel.shape
+            cout = layer.pointwise_kernel.shape[-1]
+            per_pixel = kh * kw * cin * mult + cin * mult * cout
+        elif isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            per_pixel = kh * kw * cin * cout
+        elif isinstance(layer, keras.layers.Dense):
+            macs += 3 * int(np.prod(layer.kernel.shape))
+            continue
+        else:
+            continue
+        macs += int(np.prod(layer.output.shape[1:3])) * per_pixel * (2 if first else 3)
+        first = False
+    return 2.0 * macs * batch_size / 1e9
 
 
 def find_vgg_weights(spec: str) -> str | None:

@@ -152,6 +152,9 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
         model, strategy = run.model(cfg.strategy, cfg.batch_size, seed, build, jit=cfg.jit,
                                     mixed_precision=cfg.mixed_precision)
         val_names = inputs.val.fnames
+        gflop = models.training_gflop(model, cfg.batch_size)
+        print(f"fold {fold}: {gflop:.1f} GFLOP a training step ({cfg.model}, --conv {cfg.conv}, width {cfg.width}, "
+              f"batch {cfg.batch_size})", flush=True)
 
         def evaluate(m) -> EpochScore:
             scores = predict_clips(m, inputs.val, cfg)
@@ -183,7 +186,7 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
 
         metrics = run.finish(model, f"{data.name} {cfg.run_name} fold {fold}", per_label=per_label_lwlrap(data),
                              extra={"fold": fold, "dataset": data.name, "model": cfg.model, "run": cfg.run_name,
-                                    "n_train": n_train, "n_noisy": inputs.n_noisy, "n_val": len(inputs.val),
+                                    "n_train": n_train, "n_noisy": inputs.n_noisy, "gflop_per_step": round(gflop, 3), "n_val": len(inputs.val),
                                     "skipped_clips": inputs.skipped, "keras": keras.__version__,
                                     "tensorflow": tf.__version__})
     if inputs.skipped:
