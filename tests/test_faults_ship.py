@@ -282,3 +282,19 @@ def test_missing_competition_data_names_both_paths(tmp_path, monkeypatch, capsys
     assert runtime.main("quickdraw", "train", {}) == 1
     err = capsys.readouterr().err
     assert all(p in err for p in both), err
+
+
+def test_a_kernel_reads_test_features_from_its_own_cache_not_the_runs():
+    """A run's config names the cache folder of the machine that trained it (maybe an absolute
+    path that Kaggle cannot write); prediction takes --cache-dir over it, and a kernel gives a
+    fresh temporary folder (src/ship/runtime.py)."""
+    import argparse
+
+    from src.fat2019.competition import run_config
+    from src.kit.runs import Fold
+
+    fold = Fold("cnn", 0, "", {"cache_dir": "/home/someone/cache", "n_mels": 32}, {})
+    assert run_config(fold, argparse.Namespace(cache_dir=None)).cache_dir == "/home/someone/cache"
+    cfg = run_config(fold, argparse.Namespace(cache_dir="/tmp/kit-features-x"))
+    assert cfg.cache_dir == "/tmp/kit-features-x" and cfg.n_mels == 32
+    # the kernel's side: test_ship_train.py::test_imported_runs_ship_and_their_kernel_predicts_what_predict_writes

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -214,6 +215,7 @@ def test_imported_runs_ship_and_their_kernel_predicts_what_predict_writes(kaggle
     assert len(sub) == 4 and list(sub.columns) == list(local.columns) == ["fname", *TINY_LABELS]
     log = open("kernels/freesound/check/kernel.log").read()
     assert "unpacked to" in log and "reference outputs match" in log and "done in" in log
+    assert re.search(r"kernel: test features cached in \S*/kit-features-", log)     # not the runs' own cache
 
     # a staged weight changed after `dataset`: the kernel's reference check stops it, check names it
     with h5py.File("kernels/freesound/dataset/cnn.fold0.weights.h5", "r+") as f:

@@ -54,6 +54,8 @@ def add_predict_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--allow-missing", action="store_true",
                     help="count missing test clips as unreadable (--max-bad-test) instead of stopping at once")
     ap.add_argument("--batch-size", type=int, default=256, help="windows per model call")
+    ap.add_argument("--cache-dir", default=None, help="feature cache of the test clips (default: each run's own "
+                                                      "--cache-dir; a kernel uses a fresh temporary folder)")
 
 
 def check_test(data: fat_data.FatData, args: argparse.Namespace) -> None:
@@ -81,10 +83,16 @@ def test_features(configs: list[FatConfig], data: fat_data.FatData, fnames: list
     return feats, failed
 
 
+def run_config(fold: runs.Fold, args: argparse.Namespace) -> FatConfig:
+    """The fold's config, with the feature cache predict was told to use (--cache-dir)."""
+    cfg = configio.from_dict(FatConfig, fold.config)
+    return cfg.replace(cache_dir=args.cache_dir) if getattr(args, "cache_dir", None) else cfg
+
+
 def prepare_test(data: fat_data.FatData, found: dict, args: argparse.Namespace) -> None:
     """The test clips' features, cached (score_test reads them back; none held in RAM here)."""
-    test_features([configio.from_dict(FatConfig, f.config) for folds in found.values() for f in folds], data,
-                  data.sample_ids(), budget_bytes=0)
+    test_features([run_config(f, args) for folds in found.values() for f in folds], data, data.sample_ids(),
+                  budget_bytes=0)
 
 
 def score_test(data: fat_data.FatData, found: dict, ensemble, load, args: argparse.Namespace):
@@ -92,7 +100,7 @@ def score_test(data: fat_data.FatData, found: dict, ensemble, load, args: argpar
     TensorFlow starts), then every fold's windows, aggregated per clip."""
 
     fnames = data.sample_ids()
-    configs = {f.path: configio.from_dict(FatConfig, f.config) for folds in found.values() for f in folds}
+    configs = {f.path: run_config(f, args) for folds in found.values() for f in folds}
     feats, failed = test_features(list(configs.values()), data, fnames)
     usable = [f for f in fnames if f not in failed]
     if not usable:

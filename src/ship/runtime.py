@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -145,7 +146,12 @@ def _predict(comp: Competition, root: str, build: dict) -> None:
                            f"{len(unknown)} unknown to the data {unknown[:5]}, {len(absent)} of the data's not "
                            f"trained {absent[:5]}", exit_code=1)
         print(f"kernel: {len(found)} run(s), {sum(map(len, found.values()))} fold(s) from {folder}", flush=True)
+        # Scratch files (FAT2019's test features) in a fresh temporary folder: not the runs' own cache
+        # path, which names a folder of the machine that trained them, nor working/ (Kaggle keeps it).
         args = predict.defaults(comp, allow_missing=True)
+        if hasattr(args, "cache_dir"):
+            args.cache_dir = tempfile.mkdtemp(prefix="kit-features-")
+            print(f"kernel: test features cached in {args.cache_dir}", flush=True)
         comp.check_test(data, args)
     blend = manifest.get("blend") or {}
     out = os.path.join(root, "working", "submission.csv")
