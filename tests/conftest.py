@@ -72,6 +72,17 @@ def tiny(tmp_path, monkeypatch):
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _kit_hider() -> str:
+    from src.ship.check import SITECUSTOMIZE
+
+    return SITECUSTOMIZE.format(repo=os.path.realpath(ROOT))
+
+
+# A sitecustomize.py that hides this checkout (and any other copy of the kit) from a process and
+# keeps it off the internet: a kernel run as Kaggle runs it must import only the kit it unpacked.
+KIT_HIDER = _kit_hider()
+
+
 def one(pattern: str) -> str:
     """The single path matching `pattern` (dataset folders carry a hash: work/fat-1a2b3c4d/)."""
     found = glob.glob(pattern)

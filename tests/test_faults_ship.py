@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import KIT_HIDER
 from kaggle_stub import USER, kaggle_env, kaggle_stub  # noqa: F401 (fixtures)
 from src.kit.errors import KitError
 from src.ship import client as kc
@@ -25,11 +25,7 @@ from src.ship import kernels, runtime
 
 QD_COMP = "quickdraw-doodle-recognition"
 QD_KERNEL = f"{USER}/kit-quickdraw-predict"
-HIDE_KIT = f"""
-import os, sys
-sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
-sys.path[:] = [p for p in sys.path if not os.path.realpath(p or os.getcwd()).startswith({ROOT!r})]
-"""
+HIDE_KIT = KIT_HIDER        # the sitecustomize `kernels check` gives a kernel: no kit, no internet
 
 
 @pytest.fixture(scope="module")

@@ -16,17 +16,13 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import KIT_HIDER
 from kaggle_stub import USER, kaggle_env, kaggle_stub  # noqa: F401 (fixtures)
 from src.ship import kernels
 from src.fat2019.competition import FAT2019
 
 FAT_COMP, QD_COMP = "freesound-audio-tagging-2019", "quickdraw-doodle-recognition"
-HIDE_KIT = f"""
-import os, sys
-sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
-sys.path[:] = [p for p in sys.path if not os.path.realpath(p or os.getcwd()).startswith({ROOT!r})]
-"""
+HIDE_KIT = KIT_HIDER        # the sitecustomize `kernels check` gives a kernel: no kit, no internet
 
 
 def hiding_env(d, base: dict | None = None) -> dict:

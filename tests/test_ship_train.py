@@ -21,18 +21,14 @@ import h5py
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TINY_FLAGS, TINY_LABELS, one, write_tiny_layout
+from conftest import KIT_HIDER, TINY_FLAGS, TINY_LABELS, one, write_tiny_layout
 from kaggle_stub import USER, KernelRun, fake_credentials, kaggle_env, kaggle_stub, serving  # noqa: F401 (fixtures)
 from src.ship import client as kaggle_cli
 from src.ship import kernels, runtime, train
 from src.fat2019.competition import FAT2019
 
 FAT_COMP = "freesound-audio-tagging-2019"
-HIDE_KIT = f"""
-import os, sys
-sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
-sys.path[:] = [p for p in sys.path if not os.path.realpath(p or os.getcwd()).startswith({ROOT!r})]
-"""
+HIDE_KIT = KIT_HIDER        # the sitecustomize `kernels check` gives a kernel: no kit, no internet
 
 
 def _flags(n_folds: int = 2) -> list[str]:

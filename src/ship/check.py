@@ -60,7 +60,9 @@ SITECUSTOMIZE = """\
 import os, socket, sys
 _repo = {repo!r}
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
-sys.path[:] = [p for p in sys.path if not os.path.realpath(p or os.getcwd()).startswith(_repo)]
+# any copy of the kit: this checkout, or another one a legacy editable install (.pth) names
+sys.path[:] = [p for p in sys.path if not os.path.realpath(p or os.getcwd()).startswith(_repo)
+               and not os.path.isfile(os.path.join(p or os.getcwd(), "src", "kit", "competition.py"))]
 _connect = socket.socket.connect
 
 
