@@ -82,7 +82,7 @@ def rescore_windows(work: str, dataset: str, run: str, data) -> dict[str, float]
     from src.kit import configio, runs
     from src.kit.atomic import read_json
     from src.kit.metrics import lwlrap
-    from src.predict import load_model
+    from src.fat2019.competition import load_model
     from src.fat2019.infer import predict_clips
 
     out = {}
