@@ -39,7 +39,7 @@ def train_stats_fold(run: FoldRun, cfg: FatConfig, data: fat_data.FatData, fold:
     the config); a fit committed but not finished (killed before the move) is finished on --resume."""
     import sklearn
 
-    from .train import fold_inputs, per_label_lwlrap, run_meta
+    from .train import fold_inputs, per_label_lwlrap, report_skipped, run_meta
 
     check_flags(cfg)
     cfg = cfg.replace(epochs=1, min_steps=0, patience=1)       # what the fold does, recorded as such
@@ -67,7 +67,5 @@ def train_stats_fold(run: FoldRun, cfg: FatConfig, data: fat_data.FatData, fold:
                          extra={"fold": fold, "dataset": data.name, "model": cfg.model, "run": cfg.run_name,
                                 "n_train": n_train, "n_noisy": inputs.n_noisy, "n_val": len(inputs.val),
                                 "skipped_clips": inputs.skipped, "scikit-learn": sklearn.__version__})
-    if inputs.skipped:
-        print(f"fold {fold}: {len(inputs.skipped)} clip(s) skipped as unusable: "
-              f"{', '.join(inputs.skipped[:10])}", flush=True)
+    report_skipped(fold, inputs.skipped)
     return metrics

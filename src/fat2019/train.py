@@ -186,13 +186,17 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
 
         metrics = run.finish(model, f"{data.name} {cfg.run_name} fold {fold}", per_label=per_label_lwlrap(data),
                              extra={"fold": fold, "dataset": data.name, "model": cfg.model, "run": cfg.run_name,
-                                    "n_train": n_train, "n_noisy": inputs.n_noisy, "gflop_per_step": round(gflop, 3), "n_val": len(inputs.val),
-                                    "skipped_clips": inputs.skipped, "keras": keras.__version__,
+                                    "n_train": n_train, "n_noisy": inputs.n_noisy, "gflop_per_step": round(gflop, 3),
+                                    "n_val": len(inputs.val), "skipped_clips": inputs.skipped, "keras": keras.__version__,
                                     "tensorflow": tf.__version__})
-    if inputs.skipped:
-        print(f"fold {fold}: {len(inputs.skipped)} clip(s) skipped as unusable: "
-              f"{', '.join(inputs.skipped[:10])}", flush=True)
+    report_skipped(fold, inputs.skipped)
     return metrics
+
+
+def report_skipped(fold: int, skipped: list[str]) -> None:
+    """The fold's last line about unusable clips (each was named in a warning when it was met)."""
+    if skipped:
+        print(f"fold {fold}: {len(skipped)} clip(s) skipped as unusable: {', '.join(skipped[:10])}", flush=True)
 
 
 def _phases(cfg: FatConfig, run: FoldRun, epochs: int) -> list[int]:
