@@ -21,13 +21,13 @@ def qd_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("qd-faults")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        assert qd_cv.main(["--fold", "0"] + QD_TINY) == 0
+        assert qd_cv.main(["--fold", "0", "--eager"] + QD_TINY) == 0
     return root
 
 
 @pytest.mark.slow
 def test_too_many_unreadable_test_clips_stop_predict_and_write_nothing(tiny, capsys):
-    assert cv.main(["--data-dir", "fat", *TINY_FLAGS, "--fold", "0", "--epochs", "1"]) == 0
+    assert cv.main(["--data-dir", "fat", *TINY_FLAGS, "--eager", "--fold", "0", "--epochs", "1"]) == 0
     sample = pd.read_csv("fat/sample_submission.csv")
     bad = sample["fname"][:3].tolist()                         # 3 of the 4 test clips
     for f in bad:

@@ -31,7 +31,7 @@ def killed(argv: list[str], point: str) -> None:
 
 
 def cv_flags(*extra):
-    return ["--data-dir", "fat", *TINY_FLAGS, "--fold", "0", *extra]
+    return ["--data-dir", "fat", *TINY_FLAGS, "--eager", "--fold", "0", *extra]   # eager: see conftest.TINY_FLAGS
 
 
 def read(path):
@@ -134,6 +134,7 @@ def test_a_kill_inside_an_epoch_resumes_from_its_last_checkpoint_exactly(tiny, c
 
     flags = cv_flags("--epochs", "3", "--checkpoint-minutes", "1e-9")
     assert cv.main(flags + ["--name", "whole"]) == 0
+    assert "XLA False; eager steps;" in capsys.readouterr().out
     killed(flags + ["--name", "cut"], "after-step-state-2-1")
     state = json.load(open(one("work/fat-*/cut/fold0.partial/state.json")))
     assert (state["epoch"], state["step"]) == (1, 1)

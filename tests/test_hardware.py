@@ -34,7 +34,7 @@ def test_strategy_and_precision_follow_the_visible_gpus(gpus, expected):
 def test_a_mixed_precision_fold_predicts_and_passes_the_reference_check_in_float32(tiny, tmp_path, capsys):
     import keras
 
-    assert cv.main(["--data-dir", "fat", *TINY_FLAGS, "--fold", "0", "--epochs", "1", "--mixed-precision"]) == 0
+    assert cv.main(["--data-dir", "fat", *TINY_FLAGS, "--eager", "--fold", "0", "--epochs", "1", "--mixed-precision"]) == 0
     out = capsys.readouterr().out
     assert "precision mixed_float16" in out and "steps/s" in out
     assert json.load(open(one("work/fat-*/cnn/fold0/config.json")))["mixed_precision"] is True

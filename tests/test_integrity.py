@@ -21,7 +21,7 @@ from src import cv, predict
 
 
 def cv_flags(*extra):
-    return ["--data-dir", "fat", *TINY_FLAGS, "--fold", "0", *extra]
+    return ["--data-dir", "fat", *TINY_FLAGS, "--eager", "--fold", "0", *extra]   # eager: see conftest.TINY_FLAGS
 
 
 def weights_of(path):

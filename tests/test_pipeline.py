@@ -116,7 +116,7 @@ def test_resume_drops_history_rows_after_the_saved_state(fat_tiny, capsys):
     assert state["epoch"] == 1
     state.update(done=False)                                              # as if killed during epoch 2
     json.dump(state, open(os.path.join(d, "state.json"), "w"))
-    assert run_cv("--fold", "1", "--resume", "--epochs", "2") == 0
+    assert run_cv("--fold", "1", "--resume", "--epochs", "2", "--eager") == 0
     h = pd.read_csv(os.path.join(d, "history.csv"))
     assert h["epoch"].tolist() == [1, 2] and 123.0 not in h["loss"].tolist()
 
@@ -174,10 +174,11 @@ def _rewrite(path, change):
 
 
 def cv_process(folder, *extra) -> subprocess.CompletedProcess:
-    """`python -m src.cv` on folder/fat with TINY_FLAGS (a background job's training)."""
+    """`python -m src.cv` on folder/fat with TINY_FLAGS, eager (a background job's training; see TINY_FLAGS)."""
     import conftest
 
-    return conftest.LANE.run([sys.executable, "-m", "src.cv", "--data-dir", "fat", *TINY_FLAGS, *extra], cwd=folder)
+    return conftest.LANE.run([sys.executable, "-m", "src.cv", "--data-dir", "fat", *TINY_FLAGS, "--eager", *extra],
+                             cwd=folder)
 
 
 @background_job("bad_clips_runs", last=True)
@@ -312,7 +313,7 @@ def test_predict_trusts_only_finished_runs_that_match_the_data(fat_tiny, capsys)
 @pytest.mark.slow
 def test_runs_on_an_older_folds_file_are_left_out(fat_tiny, capsys):
     assert folds.main(["--data-dir", "fat", "--n-folds", "3", "--seed", "7"]) == 0   # rebuilt: another split
-    assert run_cv("--fold", "1", "--epochs", "1", "--name", "new") == 0
+    assert run_cv("--fold", "1", "--epochs", "1", "--name", "new", "--eager") == 0
     capsys.readouterr()
     with pytest.warns(KitWarning, match=r"cnn \(trained on another folds file"):
         assert predict.main(["--data-dir", "fat"]) == 0

@@ -178,7 +178,7 @@ def test_predict_bad_test_rows_get_three_words(qd_tiny):
 @pytest.mark.slow
 def test_two_named_variants_both_survive_and_ensemble(qd_tiny, capsys):
     # cnn fold 0 with TINY_CNN: the session's tiny run
-    assert cv.main(["--fold", "0", "--name", "cnn8"] + TINY_CNN[:-4] + ["--cnn-filters", "8", "--cnn-blocks", "2"]) == 0
+    assert cv.main(["--fold", "0", "--name", "cnn8", "--eager"] + TINY_CNN[:-4] + ["--cnn-filters", "8", "--cnn-blocks", "2"]) == 0
     a = json.load(open(one("work/*/cnn/fold0/config.json")))
     b = json.load(open(one("work/*/cnn8/fold0/config.json")))
     assert (a["cnn_filters"], b["cnn_filters"]) == (4, 8) and b["name"] == "cnn8"
@@ -195,7 +195,7 @@ def test_killed_fold_resumes_to_the_same_history(tmp_path, monkeypatch):
     --resume: the history equals an uninterrupted run's, and the half-done fold never replaced a
     finished one meanwhile."""
     flags = ["--fold", "0"] + TINY_CNN[:TINY_CNN.index("--epochs")] + ["--epochs", "4"] + \
-        TINY_CNN[TINY_CNN.index("--epochs") + 2:]
+        TINY_CNN[TINY_CNN.index("--epochs") + 2:] + ["--eager"]
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     monkeypatch.chdir(tmp_path / "a")
@@ -245,7 +245,7 @@ def test_cli_errors(tmp_path, monkeypatch, capsys):
 def _qd_study(folder):
     import conftest
 
-    return conftest.LANE.run([sys.executable, "-m", "src.quickdraw.study", "--classes", "3,4", "--models", "cnn,lstm"]
+    return conftest.LANE.run([sys.executable, "-m", "src.quickdraw.study", "--classes", "3,4", "--models", "cnn,lstm", "--eager"]
                              + TINY + ["--raster-size", "32", "--cnn-filters", "4", "--cnn-blocks", "2", "--max-len",
                                        "24", "--lstm-units", "4", "--lstm-layers", "1"], cwd=folder), folder
 

@@ -194,8 +194,8 @@ def _qd_two_runs(folder):
     import conftest
 
     code = (f"from src.quickdraw import cv\n"
-            f"assert cv.main({['--fold', 'all', '--epochs', '2'] + QD_TINY!r}) == 0\n"
-            f"assert cv.main({['--fold', 'all', '--epochs', '1', '--name', 'cnn8'] + QD_TINY[:-4] + ['--cnn-filters', '8', '--cnn-blocks', '2']!r}) == 0\n")
+            f"assert cv.main({['--fold', 'all', '--epochs', '2', '--eager'] + QD_TINY!r}) == 0\n"
+            f"assert cv.main({['--fold', 'all', '--epochs', '1', '--name', 'cnn8', '--eager'] + QD_TINY[:-4] + ['--cnn-filters', '8', '--cnn-blocks', '2']!r}) == 0\n")
     r = conftest.LANE.run([sys.executable, "-c", code], cwd=folder)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     return pathlib.Path(folder)

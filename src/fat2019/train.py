@@ -150,7 +150,7 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
 
         seed = cfg.seed * 1000 + fold
         model, strategy = run.model(cfg.strategy, cfg.batch_size, seed, build, jit=cfg.jit,
-                                    mixed_precision=cfg.mixed_precision)
+                                    mixed_precision=cfg.mixed_precision, eager=cfg.eager)
         val_names = inputs.val.fnames
         gflop = models.training_gflop(model, cfg.batch_size)
         print(f"fold {fold}: {gflop:.1f} GFLOP a training step ({cfg.model}, --conv {cfg.conv}, width {cfg.width}, "
@@ -177,7 +177,7 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
                 with strategy.scope():
                     names = models.unfreeze(model, cfg.unfreeze)
                     model.compile(optimizer=keras.optimizers.AdamW(cfg.unfreeze_lr, weight_decay=cfg.weight_decay),
-                                  loss=models.loss(cfg), jit_compile=model.jit_compile)
+                                  loss=models.loss(cfg), jit_compile=model.jit_compile, run_eagerly=model.run_eagerly)
                 distribute.prepare(model)
                 run.state.update(unfrozen_at=run.epoch, stopped=None, wait=0)
                 print(f"fold {fold}: head converged at epoch {run.epoch}; fine-tuning the last {cfg.unfreeze} VGG19 "

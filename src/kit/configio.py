@@ -43,6 +43,9 @@ class RunConfig:
                                          "slower. Prediction always runs in float32")
     jit: bool = field(True, "XLA-compile the training step (one device only): about 2x faster per step on a "
                             "2-core CPU, where Keras leaves XLA off by default; --no-jit for plain graphs")
+    eager: bool = field(False, "run the training and validation steps eagerly, without tracing a graph (no XLA): "
+                               "for stepping through a model in a debugger, or runs of a few batches, where "
+                               "tracing (about 4 s a model here) outweighs the steps; slower per step on real data")
 
     @property
     def run_name(self) -> str:

@@ -46,7 +46,7 @@ _FINAL_STOPS = ("early", "perfect", "nan")     # stops that --resume does not tr
 _BEST = [("best.weights.h5", "best.e{:04d}.weights.h5"), ("oof.csv", "oof.e{:04d}.csv")]
 # Flags --resume may change: they change neither the network, nor its inputs, nor how it is scored.
 RESUME_SAFE = ("epochs", "patience", "max_minutes", "min_steps", "checkpoint_minutes", "workers", "feature_ram_gb",
-               "cache_dir", "work_dir", "data_dir", "jit", "strategy", "threads", "chunk_size")
+               "cache_dir", "work_dir", "data_dir", "jit", "eager", "strategy", "threads", "chunk_size")
 # What a fold records about its data beside the config (labels and folds hash are checked on their own).
 _META = ("labels", "folds_sha1", "label_prior", "kit_version", "dataset", "competition")
 
@@ -142,7 +142,7 @@ class FoldRun:
         return epochs, patience
 
     def model(self, strategy_name: str, batch_size: int, seed: int, build: Callable[[], object],
-              jit: bool = False, mixed_precision: bool = False):
+              jit: bool = False, mixed_precision: bool = False, eager: bool = False):
         """(model, strategy): the last checkpoint's model and optimizer when resuming, else
         `build()` (built and compiled), inside the strategy's scope, seeded.
 
@@ -150,7 +150,8 @@ class FoldRun:
         leaves XLA off on CPU-only machines, where fusing the element-wise ops (batch norm, ReLU)
         halves a CNN's step time; under a tf.distribute strategy Keras' own choice is kept.
         `mixed_precision`: mixed_float16 while this fold trains (the weights stay float32, so the
-        fold predicts in float32 anywhere); the global policy is float32 again when it ends."""
+        fold predicts in float32 anywhere); the global policy is float32 again when it ends.
+        `eager`: no traced graph at all (nor XLA): Keras runs each step op by op."""
         import keras  # TensorFlow starts here, on first use: after any feature workers forked
 
         gpus = distribute.visible_gpus()
@@ -166,11 +167,13 @@ class FoldRun:
             model = self.load_last() if self.resuming else build()
         if strategy_name == "default":
             model.jit_compile = jit
+        if eager:                   # no graph to trace: the steps run op by op (a debugger can stop in them)
+            model.jit_compile, model.run_eagerly = False, True
         distribute.prepare(model)
         n = strategy.num_replicas_in_sync
         devices = ", ".join(f"{g} (compute {cc})" for g, cc in gpus) if gpus else "CPU only"
         print(f"hardware: {devices}; strategy {strategy_name} ({n} replica(s)); precision "
-              f"{keras.mixed_precision.global_policy().name}; XLA {model.jit_compile}; batch {batch_size} "
+              f"{keras.mixed_precision.global_policy().name}; XLA {model.jit_compile}{'; eager steps' if eager else ''}; batch {batch_size} "
               f"({batch_size // n} per replica)", flush=True)
         return model, strategy
 

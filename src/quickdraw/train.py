@@ -75,7 +75,7 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
 
         seed = cfg.seed * 1000 + fold
         model, _ = run.model(cfg.strategy, cfg.batch_size, seed, build, jit=cfg.jit,
-                             mixed_precision=cfg.mixed_precision)
+                             mixed_precision=cfg.mixed_precision, eager=cfg.eager)
         train_ink, val_ink, val_y = ts.ink.take(tr), ts.ink.take(va), ts.y[va]
         onehot = np.eye(n_classes, dtype=np.float32)[ts.y[tr]]
         val_keys = ts.key_ids[va].astype(str)
