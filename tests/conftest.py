@@ -4,6 +4,7 @@ training per competition (full suite only). See tests/PYRAMID.md for the tiers."
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -168,6 +169,32 @@ def background_job(name: str, needs: tuple[str, ...] = (), last: bool = False):
     return register
 
 
+class _Worker:
+    """A warm worker process (tests/lane_worker.py) and its reply pipe."""
+
+    def __init__(self, env: dict):
+        read, write = os.pipe()
+        self.log = tempfile.mktemp(prefix="lane-worker-", suffix=".log")
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "lane_worker.py"), str(write)],
+                                         stdin=subprocess.PIPE, stdout=log, stderr=log, pass_fds=(write,), env=env,
+                                         cwd=ROOT, text=True, start_new_session=True)
+        os.close(write)
+        self.replies, self.busy = os.fdopen(read, encoding="utf-8"), False
+
+    def call(self, cmd: list[str], module: str, argv: list[str], cwd) -> subprocess.CompletedProcess:
+        try:
+            self.proc.stdin.write(json.dumps({"module": module, "argv": list(argv), "cwd": str(cwd)}) + "\n")
+            self.proc.stdin.flush()
+            line = self.replies.readline()
+        except BrokenPipeError:
+            line = ""
+        if not line:
+            return subprocess.CompletedProcess(cmd, self.proc.wait(), "", f"the lane's worker died: see {self.log}")
+        reply = json.loads(line)
+        return subprocess.CompletedProcess(cmd, reply["rc"], reply["stdout"], reply["stderr"])
+
+
 class Lane:
     def __init__(self, jobs: list[_Job]):
         # The environment as the session started: tests change os.environ (KIT_KILL_AT, TF_CONFIG,
@@ -175,6 +202,7 @@ class Lane:
         self.env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.queue, self.jobs = list(jobs), {j.name: j for j in jobs}
         self.lock, self.procs, self.stopped = threading.Lock(), set(), False
+        self.workers: list[_Worker] = []
         self.thread = threading.Thread(target=self._loop, name="test-background-lane", daemon=True)
 
     def _loop(self) -> None:
@@ -235,6 +263,24 @@ class Lane:
                 self.procs.discard(p)
         return subprocess.CompletedProcess(cmd, p.returncode, out, err)
 
+    def module(self, module: str, argv: list[str], cwd) -> subprocess.CompletedProcess:
+        """`python -m module argv` in `cwd`, run by a warm worker of the lane (tests/lane_worker.py:
+        the kit's CLI `main` in a process that has TensorFlow loaded already; a second one starts
+        when the end of the session runs two jobs at once). What needs a process of its own (a
+        kill, an environment, a strategy's devices) uses `run`."""
+        cmd = [sys.executable, "-m", module, *argv]
+        with self.lock:
+            worker = next((w for w in self.workers if not w.busy), None)
+            if worker is None:
+                worker = _Worker(self.env)
+                self.workers.append(worker)
+                self.procs.add(worker.proc)
+            worker.busy = True
+        try:
+            return worker.call(cmd, module, argv, cwd)
+        finally:
+            worker.busy = worker.proc.poll() is not None     # a dead worker is never handed a job again
+
     def stop(self) -> None:
         with self.lock:
             self.stopped = True
@@ -283,8 +329,9 @@ def background(request, tmp_path_factory):
 
 
 def trained(lane: Lane, folder: str, module: str, *args: str) -> str:
-    """`python -m module args` (a training) in `folder`, which it returns; a failure raises."""
-    r = lane.run([sys.executable, "-m", module, *args], cwd=folder)
+    """`python -m module args` (a training, by the lane's worker) in `folder`, which it returns; a
+    failure raises."""
+    r = lane.module(module, list(args), cwd=folder)
     if r.returncode != 0:
         raise RuntimeError(f"{module} {' '.join(args)} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}")
     return folder

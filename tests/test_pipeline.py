@@ -174,11 +174,11 @@ def _rewrite(path, change):
 
 
 def cv_process(folder, *extra) -> subprocess.CompletedProcess:
-    """`python -m src.cv` on folder/fat with TINY_FLAGS, eager (a background job's training; see TINY_FLAGS)."""
+    """`python -m src.cv` on folder/fat with TINY_FLAGS, eager (a background job's training, by the
+    lane's worker; see TINY_FLAGS)."""
     import conftest
 
-    return conftest.LANE.run([sys.executable, "-m", "src.cv", "--data-dir", "fat", *TINY_FLAGS, "--eager", *extra],
-                             cwd=folder)
+    return conftest.LANE.module("src.cv", ["--data-dir", "fat", *TINY_FLAGS, "--eager", *extra], cwd=folder)
 
 
 @background_job("bad_clips_runs", last=True)

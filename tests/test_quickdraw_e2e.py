@@ -6,7 +6,6 @@ import os
 import pathlib
 import re
 import shutil
-import sys
 
 import numpy as np
 import pandas as pd
@@ -42,36 +41,31 @@ def check_submission(path, sample, words):
     return sub
 
 
-RUN_END = "=== cv.main returned 0"
+def cv_runs(argvs, cwd) -> list[str]:
+    """src.quickdraw.cv with each argv in turn in `cwd` (by the background lane's worker): the last
+    line each printed. A failure raises."""
+    import conftest
 
-
-def cv_runs(argvs) -> str:
-    """Python code running src.quickdraw.cv with each argv in turn, in one process; RUN_END
-    follows each run's own output."""
-    return (f"from src.quickdraw import cv\nfor argv in {argvs!r}:\n    assert cv.main(argv) == 0, argv\n"
-            f"    print({RUN_END!r}, flush=True)\n")
-
-
-def last_lines(stdout: str) -> list[str]:
-    """The last line each run of cv_runs printed."""
-    return [part.strip().splitlines()[-1] for part in stdout.split(RUN_END)[:-1]]
+    last = []
+    for argv in argvs:
+        r = conftest.LANE.module("src.quickdraw.cv", argv, cwd)
+        assert r.returncode == 0, (argv, r.stdout[-2000:] + r.stderr[-3000:])
+        last.append(r.stdout.strip().splitlines()[-1])
+    return last
 
 
 @background_job("demo_runs", needs=("qd_tiny_run",))
 def _qd_three_runs(folder):
     """cv on the demo: cnn fold 0 (the session's tiny run, copied); lstm every fold; convlstm fold 1;
-    and, in another work dir, inception fold 1 without augmentation (one process; the last line
-    each run printed is kept for test_cv_last_line)."""
+    and, in another work dir, inception fold 1 without augmentation (the lane's worker; the last
+    line each run printed is kept for test_cv_last_line)."""
     import conftest
 
     root = os.path.join(folder, "runs")
     shutil.copytree(conftest.LANE.result("qd_tiny_run"), root, symlinks=True)
-    r = conftest.LANE.run([sys.executable, "-c", cv_runs([["--fold", "all"] + TINY_LSTM,
-                                                          ["--fold", "1"] + TINY_CONVLSTM,
-                                                          ["--fold", "1", "--no-augment", "--work-dir", "work-inception"]
-                                                          + TINY_INCEPTION])], cwd=root)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    return pathlib.Path(root), last_lines(r.stdout)
+    last = cv_runs([["--fold", "all"] + TINY_LSTM, ["--fold", "1"] + TINY_CONVLSTM,
+                    ["--fold", "1", "--no-augment", "--work-dir", "work-inception"] + TINY_INCEPTION], root)
+    return pathlib.Path(root), last
 
 
 @pytest.fixture(scope="session")
@@ -245,9 +239,9 @@ def test_cli_errors(tmp_path, monkeypatch, capsys):
 def _qd_study(folder):
     import conftest
 
-    return conftest.LANE.run([sys.executable, "-m", "src.quickdraw.study", "--classes", "3,4", "--models", "cnn,lstm", "--eager"]
-                             + TINY + ["--raster-size", "32", "--cnn-filters", "4", "--cnn-blocks", "2", "--max-len",
-                                       "24", "--lstm-units", "4", "--lstm-layers", "1"], cwd=folder), folder
+    return conftest.LANE.module("src.quickdraw.study", ["--classes", "3,4", "--models", "cnn,lstm", "--eager"]
+                                + TINY + ["--raster-size", "32", "--cnn-filters", "4", "--cnn-blocks", "2", "--max-len",
+                                          "24", "--lstm-units", "4", "--lstm-layers", "1"], cwd=folder), folder
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ def test_check_quickdraw_matches_local_words(qd_tiny, capsys):
 @background_job("training_kernel_check", last=True)
 def _training_kernel_check(folder):
     """On a tiny layout: the folds file, `build --kind train`, then `check --kind train` (the
-    kernel trains three folds and predicts, about 50 s here), each a process on the lane."""
+    kernel trains three folds and predicts, about 50 s here), each by the lane's worker."""
     import conftest
     from conftest import TINY_FLAGS, write_tiny_layout
 
@@ -57,7 +57,7 @@ def _training_kernel_check(folder):
              ["src.kernels", "check", "freesound", "--kind", "train", "--data-dir", "fat"]]
     done = []
     for step in steps:
-        done.append(conftest.LANE.run([sys.executable, "-m", *step], cwd=folder))
+        done.append(conftest.LANE.module(step[0], step[1:], cwd=folder))
         if done[-1].returncode != 0:
             break
     return done, folder

@@ -9,7 +9,6 @@ import os
 import pathlib
 import re
 import shlex
-import sys
 
 import h5py
 import numpy as np
@@ -190,14 +189,14 @@ def test_every_command_in_the_readme_and_docs_answers_help(capsys):
 @background_job("qd_two_runs", last=True)
 def _qd_two_runs(folder):
     """Two tiny Quick Draw runs on every fold of the demo (the blend needs every sample scored by
-    both), in one process on the background lane."""
+    both), by the background lane's worker."""
     import conftest
 
-    code = (f"from src.quickdraw import cv\n"
-            f"assert cv.main({['--fold', 'all', '--epochs', '2', '--eager'] + QD_TINY!r}) == 0\n"
-            f"assert cv.main({['--fold', 'all', '--epochs', '1', '--name', 'cnn8', '--eager'] + QD_TINY[:-4] + ['--cnn-filters', '8', '--cnn-blocks', '2']!r}) == 0\n")
-    r = conftest.LANE.run([sys.executable, "-c", code], cwd=folder)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    for argv in (["--fold", "all", "--epochs", "2", "--eager"] + QD_TINY,
+                 ["--fold", "all", "--epochs", "1", "--name", "cnn8", "--eager"] + QD_TINY[:-4] + ["--cnn-filters", "8",
+                                                                                               "--cnn-blocks", "2"]):
+        r = conftest.LANE.module("src.quickdraw.cv", argv, folder)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     return pathlib.Path(folder)
 
 
