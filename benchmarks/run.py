@@ -58,10 +58,16 @@ class Size:
     first_run: bool
     deep_quality: bool
     width: int = 16             # the CNN of the pipeline and memory runs (smoke: the harness only)
+    # smoke only: the predict section's CNN at `width` (else the default model's), the memory run
+    # with --eager (no traced graph): figures of no use, the harness's every line still runs
+
+    @property
+    def harness_only(self) -> bool:
+        return self.name == "smoke"
 
 
 SIZES = {
-    "smoke": Size("smoke", 4, 2, 1, 2, (20, 40), 32, 1, 1, False, False, False, width=4),
+    "smoke": Size("smoke", 4, 2, 1, 2, (10, 20), 32, 1, 1, False, False, False, width=4),
     "quick": Size("quick", 120, 8, 5, 81, (4970, 19815), 64, 10, 600, True, True, False),
     "full": Size("full", 345, 10, 9, 81, (4970, 19815), 128, 30, 2500, True, True, True),
 }
@@ -277,7 +283,7 @@ import pandas as pd
 from src.fat2019 import features, models, transforms
 from src.fat2019.config import FatConfig
 from src.fat2019.infer import predict_clips
-cfg = FatConfig(cache_dir={os.path.join(work, 'feature-cache')!r})   # the default model
+cfg = FatConfig(cache_dir={os.path.join(work, 'feature-cache')!r}{f", width={size.width}" if size.harness_only else ""})   # the default model
 names = pd.read_csv({layout!r} + "/sample_submission.csv")["fname"].tolist()[:{size.predict_clips}]
 fs, _ = features.extract(cfg, "bench", "test", {layout!r} + "/test", names)
 m = models.build(cfg, 80)
@@ -348,7 +354,8 @@ def memory(res: Results, size: Size, work: str) -> None:
     on_disk = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(cache) for f in fs) / 2**30
     cmd = [sys.executable, "-m", "src.cv", "--data-dir", root, "--fold", "0", "--noisy", "all", "--n-mels",
            str(size.cache_mels), "--width", str(size.width), "--epochs", "1", "--steps-per-epoch", str(size.train_steps),
-           "--eval-hop", "1.0", "--cache-dir", cache, "--work-dir", os.path.join(work, "fat-size-work")]
+           "--eval-hop", "1.0", "--cache-dir", cache, "--work-dir", os.path.join(work, "fat-size-work")] + \
+        (["--eager"] if size.harness_only else [])
     wall, rss, out = run_measured(cmd, cwd=work)
     res.add("memory", f"training run over {curated + noisy:,} clips ({curated:,} curated + {noisy:,} noisy), "
             f"{size.cache_mels} mels: features on disk", f"{on_disk:.1f} GB")
