@@ -58,11 +58,11 @@ class Size:
     first_run: bool
     deep_quality: bool
     width: int = 16             # the CNN of the pipeline and memory runs (smoke: the harness only)
-    # smoke only: the predict section's CNN at `width` (else the default model's), the memory run
-    # with --eager (no traced graph): figures of no use, the harness's every line still runs
 
     @property
     def harness_only(self) -> bool:
+        """Smoke: the predict section's CNN at `width` (else the default model's), the memory run
+        with --eager: figures of no use, the harness's every line still runs."""
         return self.name == "smoke"
 
 

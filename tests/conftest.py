@@ -182,7 +182,8 @@ class _Worker:
         os.close(write)
         self.replies, self.busy = os.fdopen(read, encoding="utf-8"), False
 
-    def call(self, cmd: list[str], module: str, argv: list[str], cwd) -> subprocess.CompletedProcess:
+    def call(self, module: str, argv: list[str], cwd) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", module, *argv]           # what it stands for, in the result
         try:
             self.proc.stdin.write(json.dumps({"module": module, "argv": list(argv), "cwd": str(cwd)}) + "\n")
             self.proc.stdin.flush()
@@ -268,7 +269,6 @@ class Lane:
         the kit's CLI `main` in a process that has TensorFlow loaded already; a second one starts
         when the end of the session runs two jobs at once). What needs a process of its own (a
         kill, an environment, a strategy's devices) uses `run`."""
-        cmd = [sys.executable, "-m", module, *argv]
         with self.lock:
             worker = next((w for w in self.workers if not w.busy), None)
             if worker is None:
@@ -277,7 +277,7 @@ class Lane:
                 self.procs.add(worker.proc)
             worker.busy = True
         try:
-            return worker.call(cmd, module, argv, cwd)
+            return worker.call(module, argv, cwd)
         finally:
             worker.busy = worker.proc.poll() is not None     # a dead worker is never handed a job again
 
