@@ -41,6 +41,8 @@ ROWS = {     # name: (what, src.cv flags; None: built on the best noisy row)
     "sep48": ("e80 at width 48, depthwise-separable (22 GFLOP a step: under a third of w32's)", None),
     "mix": ("e80 with mix-and-union (--mix-clips 0.5): half the training crops are two clips mixed, "
             "labels the union", None),
+    "w32mix": ("w32 with mix-and-union (--mix-clips 0.5): the default width with the test's kind of mixtures "
+               "in training", None),
     "vgg19": ("VGG19, body frozen at random weights (--weights none): NOT transfer learning; 12 epochs or "
                         "4 minutes a fold on a CPU; without SpecAugment", None),
 }
@@ -54,6 +56,7 @@ def cv_flags(name: str, best: list[str]) -> list[str]:
     return {"mixup": best + ["--mixup-alpha", "0.4"], "nospec": nospec, "e80": nospec + ["--epochs", "80"],
             "w32": nospec + ["--epochs", "80", "--width", "32"],
             "mix": nospec + ["--epochs", "80", "--mix-clips", "0.5"],
+            "w32mix": nospec + ["--epochs", "80", "--width", "32", "--mix-clips", "0.5"],
             "sep32": nospec + ["--epochs", "80", "--width", "32", "--conv", "separable"],
             "sep48": nospec + ["--epochs", "80", "--width", "48", "--conv", "separable"],
             "vgg19": nospec + ["--model", "vgg19", "--weights", "none", "--epochs", "12", "--patience", "6",

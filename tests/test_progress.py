@@ -31,10 +31,10 @@ def test_plain_one_line_per_tenth_and_no_carriage_returns():
     lines = out.splitlines()
     steps = [ln for ln in lines if "done" not in ln]
     assert len(steps) == 10
-    assert steps[0] == "features train: 10/100 clip (10%) 0.1s"
-    assert steps[2].startswith("features train: 30/100 clip (30%)")  # no float slip at 30%
-    assert steps[-1].startswith("features train: 100/100 clip (100%)")
-    assert lines[-1] == "features train: done, 100 clip in 1.0s"
+    assert steps[0] == "features train: 10/100 clips (10%) 0.1s"
+    assert steps[2].startswith("features train: 30/100 clips (30%)")  # no float slip at 30%
+    assert steps[-1].startswith("features train: 100/100 clips (100%)")
+    assert lines[-1] == "features train: done, 100 clips in 1.0s"
 
 
 def test_plain_is_the_default_off_a_terminal():
@@ -53,12 +53,12 @@ def test_time_based_line_with_unknown_total():
         clock.t += 10
         bar.update(3)
     # lines at 30 s (n=9) only: 40 s and 50 s are under 30 s after that line
-    assert s.getvalue().splitlines() == ["reading: 9 row 30.0s"]
+    assert s.getvalue().splitlines() == ["reading: 9 rows 30.0s"]
     clock.t += 20
     bar.update(1)
-    assert s.getvalue().splitlines()[-1] == "reading: 16 row 70.0s"
+    assert s.getvalue().splitlines()[-1] == "reading: 16 rows 70.0s"
     bar.close()
-    assert s.getvalue().splitlines()[-1] == "reading: done, 16 row in 70.0s"
+    assert s.getvalue().splitlines()[-1] == "reading: done, 16 rows in 70.0s"
 
 
 def test_time_based_line_between_fractions_and_monkeypatched_monotonic(monkeypatch):
@@ -163,4 +163,10 @@ def test_short_work_prints_only_its_done_line():
         t[0] += 0.05
         bar.update(1)
     bar.close()
-    assert s.getvalue().splitlines() == ["features: done, 10 clip in 0.5s"]
+    assert s.getvalue().splitlines() == ["features: done, 10 clips in 0.5s"]
+
+
+def test_units_in_plain_lines():
+    assert [progress_mod.units(n, u) for n, u in [(1, "clip"), (2, "clip"), (345, "category"), (1, "category"),
+                                                  (0, "drawing"), (5, "day"), (9, "it")]] == \
+        ["clip", "clips", "categories", "category", "drawings", "days", "it"]

@@ -50,6 +50,13 @@ def _seconds(s: float) -> str:
     return f"{s:.1f}" if s < 100 else f"{s:.0f}"
 
 
+def units(n: float, unit: str) -> str:
+    """'1 clip', '2 clips', '345 categories' in the plain lines; tqdm's own 'it' stays as it is."""
+    if n == 1 or unit == "it":
+        return unit
+    return unit[:-1] + "ies" if unit.endswith("y") and unit[-2:-1] not in "aeiou" else unit + "s"
+
+
 class PlainProgress:
     """Progress as plain lines (no carriage returns): see the module docstring."""
 
@@ -83,9 +90,9 @@ class PlainProgress:
         elapsed = _seconds(now - self.start)
         if self.total is not None and self.total > 0:
             pct = math.floor(100 * self.n / self.total)
-            self._print(f"{self.n}/{self.total} {self.unit} ({pct}%) {elapsed}s")
+            self._print(f"{self.n}/{self.total} {units(self.total, self.unit)} ({pct}%) {elapsed}s")
         else:
-            self._print(f"{self.n} {self.unit} {elapsed}s")
+            self._print(f"{self.n} {units(self.n, self.unit)} {elapsed}s")
         self.last_line = now
 
     def update(self, n: int = 1) -> None:
@@ -111,7 +118,7 @@ class PlainProgress:
         self.closed = True
         if self.disable or self.n == 0 or (self.total is not None and self.total <= 0):
             return
-        self._print(f"done, {self.n} {self.unit} in {_seconds(self.clock() - self.start)}s")
+        self._print(f"done, {self.n} {units(self.n, self.unit)} in {_seconds(self.clock() - self.start)}s")
 
     def __iter__(self) -> Iterator[Any]:
         if self.iterable is None:
