@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..kit.forward import predict_batches
 from .config import QDConfig
 from .pipeline import model_inputs
 from .strokes import Ink
@@ -20,5 +21,5 @@ def predict_probs(model, ink: Ink, cfg: QDConfig, batch_size: int = 256, chunk: 
     out = []
     for s in range(0, len(ink), chunk):
         x = model_inputs(ink.take(np.arange(s, min(s + chunk, len(ink)))), cfg)
-        out.append(model.predict(x, batch_size=batch_size, verbose=0))
+        out.append(predict_batches(model, x, batch_size))
     return np.concatenate(out)
