@@ -32,7 +32,10 @@ class _OneTracePerModel(logging.Filter):
 
 
 def predict_batches(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """The model's outputs for a stack of inputs, `batch_size` at a time, as float32 numpy."""
+    """The model's outputs for a stack of inputs, `batch_size` at a time, as float32 numpy. A model
+    that is not a Keras network (FAT2019's stats model) predicts through its own predict()."""
+    if not hasattr(model, "layers"):
+        return model.predict(x, verbose=0)
     if len(x) == 0:
         return np.zeros((0, model.output_shape[-1]), np.float32)
     f = forward(model)

@@ -46,6 +46,7 @@ from ..kit import atomic, blend, foldfile, runs
 from ..kit.competition import Competition
 from ..kit.distribute import quiet_tensorflow
 from ..kit.errors import KitError, cli
+from ..kit.forward import predict_batches
 from ..kit.predict import ensemble_labels
 from . import client as kaggle_cli
 
@@ -124,7 +125,7 @@ def stage_dataset(comp: Competition, args) -> tuple[str, dict]:
                 shutil.copyfile(f.weights, os.path.join(tmp, base + ".weights.h5"))
                 model = comp.load_model(f)
                 x = comp.reference_input(f.config)
-                np.savez(os.path.join(tmp, base + ".reference.npz"), x=x, y=model.predict(x, verbose=0))
+                np.savez(os.path.join(tmp, base + ".reference.npz"), x=x, y=predict_batches(model, x))
                 entry["folds"][str(f.fold)] = {"config": base + ".config.json", "weights": base + ".weights.h5",
                                                "reference": base + ".reference.npz",
                                                "score": f.metrics.get("score")}

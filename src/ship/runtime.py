@@ -31,6 +31,7 @@ from ..kit.atomic import read_json
 from ..kit.datadir import file_sha1
 from ..kit.competition import Competition
 from ..kit.errors import KitError, cli, warn
+from ..kit.forward import predict_batches
 
 MANIFEST = "kit-manifest.json"
 TOLERANCE = 2e-3          # sigmoid/softmax outputs; a silently wrong load differs by far more
@@ -115,7 +116,7 @@ def checked(load):
     def load_and_check(fold: runs.Fold):
         model = load(fold)
         ref = np.load(fold.metrics["reference"])
-        got = model.predict(ref["x"], verbose=0)
+        got = predict_batches(model, ref["x"])
         diff = float(np.abs(got - ref["y"]).max())
         if not np.isfinite(diff) or diff > TOLERANCE:
             raise KitError(f"run {fold.run} fold {fold.fold}: after loading, its outputs on the reference inputs "
