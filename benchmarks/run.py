@@ -470,6 +470,7 @@ def compute_profile(res: Results, work: str) -> None:
 import json, time, numpy as np, keras, tensorflow as tf
 from src.fat2019.config import FatConfig
 from src.fat2019 import models
+from src.kit.flops import training_gflop
 from src.kit.batches import no_autotune
 cfg = FatConfig()
 m = models.build(cfg, 80)
@@ -488,7 +489,7 @@ mm = tf.function(lambda a: a @ a, jit_compile=True); mm(a).numpy()
 tm = []
 for _ in range(5):
     t0 = time.time(); mm(a).numpy(); tm.append(time.time() - t0)
-print(json.dumps({"step": min(t), "gflop": models.training_gflop(m, cfg.batch_size), "matmul": 2 * 2048**3 / min(tm) / 1e9,
+print(json.dumps({"step": min(t), "gflop": training_gflop(m, cfg.batch_size), "matmul": 2 * 2048**3 / min(tm) / 1e9,
                   "width": cfg.width}))"""
     r, _ = py(code, env={"KERAS_HOME": os.path.join(work, "keras-home")})
     res.add("first run", f"training step of the default CNN (width {r['width']}, batch 32), best of 3",

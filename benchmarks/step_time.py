@@ -4,7 +4,7 @@
 
 Each variant is CONV:WIDTH:jit|nojit (--conv, --width, XLA on or off); batch 32 of 64-mel x
 128-frame crops, the defaults' shape. Two warm-up steps off the clock, then the best of two
-timed pairs of steps. FLOPs are counted by src.fat2019.models.training_gflop.
+timed pairs of steps. FLOPs are counted by src.kit.flops.training_gflop.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def main(argv=None) -> int:
     import tensorflow as tf
 
     from src.fat2019 import models
+    from src.kit.flops import training_gflop
     from src.fat2019.config import FatConfig
 
     rng = np.random.default_rng(0)
@@ -44,7 +45,7 @@ def main(argv=None) -> int:
             t0 = time.time()
             m.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)
             t.append((time.time() - t0) / 2)
-        print(f"| {conv} | {width} | {'on' if cfg.jit else 'off'} | {models.training_gflop(m, 32):.1f} | {min(t):.2f} |",
+        print(f"| {conv} | {width} | {'on' if cfg.jit else 'off'} | {training_gflop(m, 32):.1f} | {min(t):.2f} |",
               flush=True)
     return 0
 

@@ -159,7 +159,8 @@ def test_each_noisy_mode_reaches_the_training_batches():
 def test_training_gflop_by_hand_and_separable_blocks_cost_a_fraction():
     import keras
 
-    from src.fat2019.models import build, training_gflop
+    from src.fat2019.models import build
+    from src.kit.flops import training_gflop
 
     inp = keras.Input((4, 6, 1))
     x = keras.layers.Conv2D(2, 3, padding="same", use_bias=False)(inp)       # 24 px * 9*1*2, x2 (fed by the input)
@@ -175,6 +176,22 @@ def test_training_gflop_by_hand_and_separable_blocks_cost_a_fraction():
     assert training_gflop(separable, 32) < training_gflop(standard, 32) / 3
     x = np.random.default_rng(0).normal(size=(2, 32, 32, 1)).astype(np.float32)
     assert separable.predict(x, verbose=0).shape == (2, 4)
+
+
+def test_training_gflop_of_sequence_layers_by_hand():
+    """kit/flops for Quick Draw's layers: Conv1D at each time step, an LSTM's 4 gates on [input,
+    state] at each step, both directions of a Bidirectional wrapper, a Dense on the final state."""
+    import keras
+
+    from src.kit.flops import training_gflop
+
+    inp = keras.Input((6, 3))
+    x = keras.layers.Conv1D(4, 2, padding="same")(inp)                     # 6 steps * 2*3*4, x2 (fed by the input)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(5))(x)                # 2 * 6 steps * 4*5*(4+5), x3
+    out = keras.layers.Dense(7)(x)                                          # 10*7, x3
+    macs = 6 * 24 * 2 + 2 * 6 * 4 * 5 * 9 * 3 + 70 * 3
+    assert abs(training_gflop(keras.Model(inp, out), 1) - 2 * macs / 1e9) < 1e-15
+    assert abs(training_gflop(keras.Model(inp, out), 32) - 32 * 2 * macs / 1e9) < 1e-12
 
 
 def test_predict_batches_equals_keras_predict_across_batch_edges_and_stats_models_predict_themselves():

@@ -62,32 +62,6 @@ def cnn(cfg: FatConfig, n_labels: int):
     return keras.Model(inp, out, name="cnn")
 
 
-def training_gflop(model, batch_size: int) -> float:
-    """Floating-point operations (in billions) of one training step of `model` on a batch:
-    2 per multiply-add of its convolutions and dense layers, times 3 for the forward pass and the
-    two gradients (2 for a layer fed by the input: no input gradient). Pooling, normalisation and
-    activations are left out (a few percent)."""
-    import keras  # TensorFlow starts here, on first use: after any feature workers forked
-
-    macs, first = 0, True
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.SeparableConv2D):
-            kh, kw, cin, mult = layer.depthwise_kernel.shape
-            cout = layer.pointwise_kernel.shape[-1]
-            per_pixel = kh * kw * cin * mult + cin * mult * cout
-        elif isinstance(layer, keras.layers.Conv2D):
-            kh, kw, cin, cout = layer.kernel.shape
-            per_pixel = kh * kw * cin * cout
-        elif isinstance(layer, keras.layers.Dense):
-            macs += 3 * int(np.prod(layer.kernel.shape))
-            continue
-        else:
-            continue
-        macs += int(np.prod(layer.output.shape[1:3])) * per_pixel * (2 if first else 3)
-        first = False
-    return 2.0 * macs * batch_size / 1e9
-
-
 def find_vgg_weights(spec: str) -> str | None:
     """The VGG19 body weights file for `--weights` (a path, 'imagenet', 'none' or '' = search):
     $VGG19_WEIGHTS, then the Keras cache, then any /kaggle/input/*/ folder. None = random init."""

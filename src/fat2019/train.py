@@ -16,6 +16,7 @@ from .config import COMPETITION, FatConfig
 from .pipeline import training_dataset
 from .features import FeatureSet
 from ..kit import configio, runs
+from ..kit.flops import training_gflop
 from ..kit import distribute
 from ..kit.distribute import quiet_tensorflow
 from ..kit.errors import KitError, warn
@@ -152,7 +153,7 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
         model, strategy = run.model(cfg.strategy, cfg.batch_size, seed, build, jit=cfg.jit,
                                     mixed_precision=cfg.mixed_precision, eager=cfg.eager)
         val_names = inputs.val.fnames
-        gflop = models.training_gflop(model, cfg.batch_size)
+        gflop = training_gflop(model, cfg.batch_size)
         print(f"fold {fold}: {gflop:.1f} GFLOP a training step ({cfg.model}, --conv {cfg.conv}, width {cfg.width}, "
               f"batch {cfg.batch_size})", flush=True)
 

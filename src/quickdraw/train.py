@@ -10,6 +10,7 @@ import pandas as pd
 from .. import __version__
 from ..kit import configio, runs
 from ..kit.distribute import quiet_tensorflow
+from ..kit.flops import training_gflop
 from ..kit.fold_runner import EpochScore, FoldRun, fit_verbosity
 from ..kit.metrics import map_at_k_scores
 from . import data as qd_data
@@ -76,6 +77,8 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
         seed = cfg.seed * 1000 + fold
         model, _ = run.model(cfg.strategy, cfg.batch_size, seed, build, jit=cfg.jit,
                              mixed_precision=cfg.mixed_precision, eager=cfg.eager)
+        gflop = training_gflop(model, cfg.batch_size)
+        print(f"fold {fold}: {gflop:.2f} GFLOP a training step ({cfg.model}, batch {cfg.batch_size})", flush=True)
         train_ink, val_ink, val_y = ts.ink.take(tr), ts.ink.take(va), ts.y[va]
         onehot = np.eye(n_classes, dtype=np.float32)[ts.y[tr]]
         val_keys = ts.key_ids[va].astype(str)
@@ -95,6 +98,7 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
         metrics = run.finish(model, f"{dataset} {cfg.run_name} fold {fold}",
                              extra={"fold": fold, "dataset": dataset, "model": cfg.model, "run": cfg.run_name,
                                     "n_train": int(len(tr)), "n_val": int(len(va)), "n_classes": n_classes,
+                                    "gflop_per_step": round(gflop, 3),
                                     "keras": keras.__version__},
                              per_label=per_word_map3(ts.words, dict(zip(val_keys, val_y))))
         keras.backend.clear_session()
