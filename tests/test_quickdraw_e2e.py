@@ -259,6 +259,7 @@ def test_study_tiny(qd_study):
     assert os.path.getsize(os.path.join(out, "study.png")) > 1000
     res = pd.read_csv(os.path.join(out, "results.csv"))
     assert sorted(zip(res.classes, res.model)) == [(3, "cnn"), (3, "lstm"), (4, "cnn"), (4, "lstm")]
+    assert (res.gflop_per_step > 0).all() and "GFLOP a step" in md     # what each cell cost, counted by kit/flops
 
 
 @pytest.mark.slow

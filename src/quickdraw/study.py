@@ -29,6 +29,11 @@ from .train import run_fold
 FOLD = 0
 
 
+def _gflop(v) -> str:
+    """A study's GFLOP cell: blank for results written before folds counted them."""
+    return "" if v is None or pd.isna(v) else f"{v:.2f}"
+
+
 def markdown(df, dataset: str, n_folds: int) -> str:
     sizes = sorted(df["classes"].unique())
     head = "| model | " + " | ".join(f"{n} classes: top-1 / MAP@3" for n in sizes) + " |"
@@ -40,11 +45,12 @@ def markdown(df, dataset: str, n_folds: int) -> str:
             r = df[(df["model"] == m) & (df["classes"] == n)]
             cells.append("—" if r.empty else f"{r.iloc[0]['val_top1']:.3f} / {r.iloc[0]['val_map3']:.3f}")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    detail = ["", "| classes | model | train | val | top-1 | MAP@3 | best epoch | epochs run | train s |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    detail = ["", "| classes | model | train | val | top-1 | MAP@3 | best epoch | epochs run | train s | GFLOP a step |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in df.iterrows():
         detail.append(f"| {r['classes']} | {r['model']} | {r['n_train']} | {r['n_val']} | {r['val_top1']:.3f} "
-                      f"| {r['val_map3']:.3f} | {r['best_epoch']} | {r['epochs_run']} | {r['train_seconds']:.0f} |")
+                      f"| {r['val_map3']:.3f} | {r['best_epoch']} | {r['epochs_run']} | {r['train_seconds']:.0f} "
+                      f"| {_gflop(r.get('gflop_per_step'))} |")
     note = (f"\nDataset '{dataset}'; validation = fold {FOLD} of {n_folds} stratified folds "
             f"(one split per size, not full cross-validation).\n")
     return "\n".join(lines + detail) + "\n" + note
@@ -124,7 +130,8 @@ def main(argv=None) -> int:
             r = run_fold(cfg, ts, folds, sha1, FOLD, os.path.join(out, f"c{n}", m, f"fold{FOLD}"), dataset,
                          restart=True)        # a study re-run retrains every cell
             rows.append({"classes": n, **{k: r[k] for k in ("model", "val_top1", "val_map3", "best_epoch",
-                                                             "epochs_run", "n_train", "n_val", "train_seconds")}})
+                                                             "epochs_run", "n_train", "n_val", "train_seconds")},
+                         "gflop_per_step": r.get("gflop_per_step")})
             df = pd.DataFrame(rows)
             atomic.write_csv(os.path.join(out, "results.csv"), df)   # partial results survive a kill
     n_folds = int(folds.max()) + 1
