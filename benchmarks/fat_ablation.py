@@ -57,8 +57,9 @@ def cv_flags(name: str, best: list[str]) -> list[str]:
             "w32": nospec + ["--epochs", "80", "--width", "32"],
             "mix": nospec + ["--epochs", "80", "--mix-clips", "0.5"],
             "w32mix": nospec + ["--epochs", "80", "--width", "32", "--mix-clips", "0.5"],
-            "sep32": nospec + ["--epochs", "80", "--width", "32", "--conv", "separable"],
-            "sep48": nospec + ["--epochs", "80", "--width", "48", "--conv", "separable"],
+            # without XLA: TensorFlow's CPU depthwise convolutions run ~4x slower under it (benchmarks.step_time)
+            "sep32": nospec + ["--epochs", "80", "--width", "32", "--conv", "separable", "--no-jit"],
+            "sep48": nospec + ["--epochs", "80", "--width", "48", "--conv", "separable", "--no-jit"],
             "vgg19": nospec + ["--model", "vgg19", "--weights", "none", "--epochs", "12", "--patience", "6",
                                "--batch-size", "16", "--max-minutes", "4"]}[name]
 
