@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -178,6 +179,9 @@ def test_blend_json_is_used_only_for_the_runs_it_names(tmp_path):
     assert set(w) == {"a", "b"} and how == "geo"
     with pytest.warns(KitWarning, match="equal weights"):
         assert blend.load(str(tmp_path), ["a", "c"]) == (None, "mean")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                   # one run: nothing to blend, no warning
+        assert blend.load(str(tmp_path), ["a"]) == (None, "mean")
 
 
 def test_strict_csv_reading(tmp_path):

@@ -95,9 +95,10 @@ def save(root: str, fit_: BlendFit, fold_mean: str, n: int, metric_name: str) ->
 
 
 def load(root: str, names: list[str]) -> tuple[dict[str, float] | None, str]:
-    """(weights, fold mean) from blend.json when it names exactly `names`; else (None, 'mean')."""
+    """(weights, fold mean) from blend.json when it names exactly `names`; else (None, 'mean').
+    One run has nothing to blend: blend.json is not read (and not warned about)."""
     p = path(root)
-    if not os.path.exists(p):
+    if len(names) <= 1 or not os.path.exists(p):
         return None, "mean"
     doc = atomic.read_json(p)
     if sorted(doc.get("weights", {})) != sorted(names):
