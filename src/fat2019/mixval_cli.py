@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m src.mixval", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default=None, help="competition data folder (default: as cv finds it)")
-    ap.add_argument("--work-dir", default="work")
+    ap.add_argument("--work-dir", default="work", help="runs folder (default: work)")
     ap.add_argument("--models", default=None, help="comma list of runs (default: every trained run)")
     ap.add_argument("--seed", type=int, default=0, help="which pairs and levels (the same for every run)")
     ap.add_argument("--gain-db", type=float, default=6.0, help="relative level of the two clips: uniform in +-this")
