@@ -21,7 +21,7 @@ from ..kit import atomic, blend, configio, runs
 from ..kit.distribute import quiet_tensorflow
 from ..kit.errors import KitError, cli
 from ..kit.metrics import lwlrap
-from . import data as fat_data, features, folds as fat_folds
+from . import data as fat_data, features
 from .competition import FAT2019
 from .config import FatConfig
 from .infer import predict_clips
@@ -29,14 +29,14 @@ from .mixval import mixtures
 
 
 def held_out(data: fat_data.FatData, fold: runs.Fold, cache_dir: str | None):
-    """(config, the fold's held-out curated clips' features, their 0/1 targets)."""
+    """(config, the fold's held-out curated clips' features, their 0/1 targets): the clips of its
+    oof.csv, so exactly those its out-of-fold score was computed on."""
     cfg = configio.from_dict(FatConfig, fold.config)
     if cache_dir:
         cfg = cfg.replace(cache_dir=cache_dir)
     if cfg.feature != "logmel":
         raise KitError(f"run {fold.run}: mixtures are made of log-mel powers; its --feature is {cfg.feature}")
-    fold_of, _ = fat_folds.load_folds(data, cfg)
-    val = [f for f in data.curated["fname"] if fold_of.get(f) == fold.fold]
+    val = runs.read_oof([fold]).index.tolist()
     feats, _ = features.extract(cfg, data.name, "train_curated", data.audio_dir("train_curated"), val,
                                 desc=f"features {fold.run} fold{fold.fold}")
     return cfg, feats, fat_data.truth(data, feats.fnames)
