@@ -10,7 +10,7 @@ import pytest
 from conftest import one
 from src import mixval as mixval_cli
 from src.fat2019 import transforms
-from src.fat2019.mixval import SILENT, mix_whole, mixtures, partners
+from src.fat2019.mixval import SILENT, break_even, combined, mix_whole, mixtures, multi_label_share, partners
 
 
 def test_partners_share_no_label_and_none_is_minus_one():
@@ -49,6 +49,17 @@ def test_mixtures_targets_are_the_union_and_repeat_for_a_seed():
     assert all(np.array_equal(m, n) for m, n in zip(mixed, again)) and np.array_equal(y, y2)
 
 
+def test_mixture_share_and_the_ranking_by_hand():
+    assert multi_label_share(["a", "a,b", "c", "b,c,d"]) == 0.5
+    assert multi_label_share([]) == 0.0
+    assert combined(0.9, 0.7, 0.25) == pytest.approx(0.85)         # 0.75 x 0.9 + 0.25 x 0.7
+    # a: 0.93 singles, 0.78 mixtures; b: 0.92, 0.83. Level where 0.01 (1 - F) = 0.05 F: F = 1/6
+    assert break_even((0.93, 0.78), (0.92, 0.83)) == pytest.approx(1 / 6)
+    assert combined(0.93, 0.78, 1 / 6) == pytest.approx(combined(0.92, 0.83, 1 / 6))
+    assert break_even((0.93, 0.83), (0.92, 0.78)) is None           # a ahead on both
+    assert break_even((0.93, 0.78), (0.93, 0.78)) is None
+
+
 def test_mixval_cli_scores_each_run_and_the_blend_on_the_same_mixtures(fat_tiny, capsys):
     from src import cv as fat_cv
     from conftest import TINY_FLAGS
@@ -58,9 +69,17 @@ def test_mixval_cli_scores_each_run_and_the_blend_on_the_same_mixtures(fat_tiny,
     assert mixval_cli.main(["--data-dir", "fat"]) == 0
     out = capsys.readouterr().out
     assert "mixval: cnn: out-of-fold lwlrap" in out and "mixval: stats: out-of-fold lwlrap" in out
-    assert "mixval: blend {'cnn': 0.5, 'stats': 0.5}: on mixtures" in out
+    assert "mixval: blend {'cnn': 0.5, 'stats': 0.5}: out-of-fold lwlrap" in out
     doc = json.load(open(one("work/fat-*/mixval.json")))
     runs = doc["runs"]
     assert runs["cnn"]["n_mixtures"] == runs["stats"]["n_mixtures"] > 0
     assert all(0 <= runs[r]["mixtures"] <= 1 for r in ("cnn", "stats", "blend"))
+    assert "mixval: ranking by (1 - F) x out-of-fold + F x mixtures, F = 0.000 (the share of multi-label" in out
+    ranked = [r for r in runs if r != "blend"]                     # F = 0: the ranking is out-of-fold's
+    assert doc["mix_share"] == 0.0 and runs[doc["pick"]]["combined"] == max(r["combined"] for r in runs.values())
+    assert all(runs[r]["combined"] == runs[r]["out_of_fold"] for r in ranked)
+    assert mixval_cli.main(["--data-dir", "fat", "--mix-share", "1"]) == 0
+    doc = json.load(open(one("work/fat-*/mixval.json")))
+    assert doc["mix_share"] == 1.0 and all(r["combined"] == r["mixtures"] for r in doc["runs"].values())
+    assert mixval_cli.main(["--data-dir", "fat", "--mix-share", "1.5"]) == 2
     assert mixval_cli.main(["--data-dir", "fat", "--models", "nosuchrun"]) == 2

@@ -45,3 +45,25 @@ def mixtures(specs, truth: np.ndarray, seed: int, max_gain_db: float) -> tuple[l
     mixed = [mix_whole(np.asarray(specs[i]), np.asarray(specs[part[i]]), gains[i]) for i in keep]
     union = np.maximum(truth[keep], truth[part[keep]]) if keep else np.zeros((0, truth.shape[1]))
     return mixed, union
+
+
+def multi_label_share(label_lists) -> float:
+    """The share of clips with more than one label, from comma-separated label strings: what a
+    test drawn like the training clips would hold in mixtures."""
+    n = [len([s for s in str(x).split(",") if s.strip()]) for x in label_lists]
+    return float(np.mean([k > 1 for k in n])) if n else 0.0
+
+
+def combined(out_of_fold: float, on_mixtures: float, share: float) -> float:
+    """One validation score for a test holding `share` mixtures: singles and mixtures weighed by it."""
+    return (1.0 - share) * out_of_fold + share * on_mixtures
+
+
+def break_even(a: tuple[float, float], b: tuple[float, float]) -> float | None:
+    """The mixture share at which runs a and b ((out-of-fold, mixtures) each) score the same
+    combined; None when one is ahead (or level) at every share in [0, 1]."""
+    d_single, d_mix = a[0] - b[0], a[1] - b[1]
+    if d_single == d_mix:
+        return None
+    share = d_single / (d_single - d_mix)
+    return share if 0.0 < share < 1.0 else None

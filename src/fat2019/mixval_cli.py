@@ -9,6 +9,11 @@ of its labels (mel powers added at a random relative level, targets the union: w
 `--mix-clips` trains on), and each fold's model scores the mixtures of its own held-out clips.
 Every run is scored on the same mixtures. The blend line uses blend.json's weights when it names
 exactly these runs, else equal weights. No test clip and no answer file is read.
+
+Choosing between runs: each is ranked by (1 - F) x out-of-fold + F x mixtures, F the share of
+mixtures the test is expected to hold (`--mix-share`; default: the share of multi-label clips
+among the training clips, as a test drawn like them would hold). The line under the ranking
+says at which F the pick would change.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ from . import data as fat_data, features
 from .competition import FAT2019
 from .config import FatConfig
 from .infer import predict_clips
-from .mixval import mixtures
+from .mixval import break_even, combined, mixtures, multi_label_share
 
 
 def held_out(data: fat_data.FatData, fold: runs.Fold, cache_dir: str | None):
@@ -52,12 +57,22 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="which pairs and levels (the same for every run)")
     ap.add_argument("--gain-db", type=float, default=6.0, help="relative level of the two clips: uniform in +-this")
     ap.add_argument("--cache-dir", default=None, help="feature cache (default: each run's own --cache-dir)")
+    ap.add_argument("--mix-share", type=float, default=None,
+                    help="share of mixtures expected at test, for the ranking (default: the share of "
+                         "multi-label clips among train_curated + train_noisy)")
     ap.add_argument("--strict", action="store_true", help="stop on a run the trust rules would leave out")
     args = ap.parse_args(argv)
     data = FAT2019.open_data(args.data_dir)
     found = FAT2019.find_runs(args.work_dir, data, args.models.split(",") if args.models else None, args.strict)
     if not found:
         raise KitError(f"no trained runs under {args.work_dir}/{data.name}")
+    if args.mix_share is not None and not 0.0 <= args.mix_share <= 1.0:
+        raise KitError(f"--mix-share {args.mix_share}: a share, from 0 to 1")
+    train_labels = list(data.curated["labels"]) + list(data.noisy["labels"])
+    share = args.mix_share if args.mix_share is not None else multi_label_share(train_labels)
+    why = "--mix-share" if args.mix_share is not None else \
+        f"the share of multi-label clips among the {len(train_labels)} training clips; --mix-share sets it"
+    print(f"mixval: ranking by (1 - F) x out-of-fold + F x mixtures, F = {share:.3f} ({why})", flush=True)
     # every fold's features first: extraction workers fork before TensorFlow starts
     held = {(f.run, f.fold): held_out(data, f, args.cache_dir) for folds in found.values() for f in folds}
     quiet_tensorflow()
@@ -72,21 +87,35 @@ def main(argv=None) -> int:
             preds.append(predict_clips(FAT2019.load_model(f), specs, cfg))
             ys.append(y)
         p, y = np.concatenate(preds), np.concatenate(ys)
-        blended[name] = (p, y)
+        blended[name] = (p, y, oof)
         out[name] = {"out_of_fold": round(plain, 5), "mixtures": round(lwlrap(y, p), 5), "n_mixtures": len(y),
                      "n_clips": len(oof), "folds": [f.fold for f in folds]}
         print(f"mixval: {name}: out-of-fold lwlrap {plain:.4f} over {len(oof)} clips; on mixtures "
               f"{out[name]['mixtures']:.4f} over {len(y)} mixtures of two held-out clips", flush=True)
     if len(found) > 1:
-        ys = [y for _, y in blended.values()]
+        ys = [y for _, y, _ in blended.values()]
         if any(len(y) != len(ys[0]) or not np.array_equal(y, ys[0]) for y in ys):
             raise KitError("the runs' folds hold different clips; no blend of their mixtures")
         weights, _ = blend.load(os.path.join(args.work_dir, data.name), list(found))
         weights = weights or {n: 1.0 / len(found) for n in found}
         p = sum(weights[n] * blended[n][0] for n in found)
-        out["blend"] = {"weights": weights, "mixtures": round(lwlrap(ys[0], p), 5), "n_mixtures": len(ys[0])}
-        print(f"mixval: blend {weights}: on mixtures {out['blend']['mixtures']:.4f}", flush=True)
-    doc = {"seed": args.seed, "gain_db": args.gain_db, "runs": out}
+        first = blended[next(iter(found))][2]
+        oof_p = sum(weights[n] * blended[n][2].loc[first.index, data.labels].to_numpy() for n in found)
+        plain = lwlrap(fat_data.truth(data, first.index.tolist()), oof_p)
+        out["blend"] = {"weights": weights, "out_of_fold": round(plain, 5), "mixtures": round(lwlrap(ys[0], p), 5),
+                        "n_mixtures": len(ys[0])}
+        print(f"mixval: blend {weights}: out-of-fold lwlrap {plain:.4f}; on mixtures "
+              f"{out['blend']['mixtures']:.4f}", flush=True)
+    for r in out.values():
+        r["combined"] = round(combined(r["out_of_fold"], r["mixtures"], share), 5)
+    ranked = sorted(out, key=lambda n: -out[n]["combined"])
+    print("mixval: ranked: " + ", ".join(f"{n} {out[n]['combined']:.4f}" for n in ranked), flush=True)
+    pick = ranked[0]
+    for n in ranked[1:]:
+        at = break_even((out[pick]["out_of_fold"], out[pick]["mixtures"]), (out[n]["out_of_fold"], out[n]["mixtures"]))
+        if at is not None:
+            print(f"mixval: {n} would rank above {pick} at F {'>' if at > share else '<'} {at:.3f}", flush=True)
+    doc = {"seed": args.seed, "gain_db": args.gain_db, "mix_share": share, "pick": pick, "runs": out}
     path = os.path.join(args.work_dir, data.name, "mixval.json")
     atomic.write_json(path, doc)
     print(f"mixval: wrote {path}", flush=True)
