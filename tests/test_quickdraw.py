@@ -183,6 +183,49 @@ def test_augment_identity_when_off():
     np.testing.assert_array_equal(a.xy, k.xy.astype(np.float32))
 
 
+def test_mirror_by_hand_and_only_the_chosen_drawings():
+    # x -> -x, then refitted: left edge at 0, longer side 255 (unchanged by a mirror)
+    k = ink([[[0, 255, 50], [0, 100, 200]]], [[[0, 100], [0, 255]]])
+    m = strokes.mirror(k)
+    assert m.drawing(0) == [[[255, 0, 205], [0, 100, 200]]]
+    assert m.drawing(1) == [[[100, 0], [0, 255]]]                  # 100 wide: mirrored within its own box
+    np.testing.assert_array_equal(strokes.mirror(m).xy, k.xy)      # twice: the drawing again
+    half = strokes.mirror(k, np.array([False, True]))
+    assert half.drawing(0) == k.drawing(0) and half.drawing(1) == m.drawing(1)
+
+
+def test_flip_tta_averages_a_drawing_and_its_mirror_image():
+    from src.quickdraw.config import QDConfig
+    from src.quickdraw.infer import predict_probs
+
+    class LeftInk:                                                 # "probabilities": ink left of the centre vs right
+        def predict(self, x, verbose=0):
+            img = x[..., 0].astype(np.float64)
+            left, right = img[:, :, :32].sum((1, 2)), img[:, :, 32:].sum((1, 2))
+            return np.stack([left, right], 1) / (left + right)[:, None]
+
+    k = ink([[[0, 10, 255], [0, 255, 250]]])                        # mostly on the left
+    cfg = QDConfig(model="cnn", raster_size=64)
+    plain = predict_probs(LeftInk(), k, cfg)
+    both = predict_probs(LeftInk(), k, cfg.replace(tta_flip=True))
+    assert plain[0, 0] > 0.6
+    np.testing.assert_allclose(both, (plain + plain[:, ::-1]) / 2, atol=0.02)   # the mirror swaps the halves
+    assert abs(both[0, 0] - 0.5) < 0.02
+
+
+def test_training_batches_mirror_with_aug_flip_and_not_without():
+    from src.quickdraw.config import QDConfig
+    from src.quickdraw.pipeline import make_batches, model_inputs
+
+    k = ink([[[0, 255, 50], [0, 100, 200]]], [[[0, 100], [0, 255]]])
+    still = dict(model="cnn", batch_size=2, aug_rotate=0, aug_scale=0, aug_shear=0, aug_jitter=0, aug_dropout=0)
+    y = np.eye(2, dtype=np.float32)
+    for flip, want in ((0.0, k), (1.0, strokes.mirror(k))):
+        x, _ = make_batches(k, y, QDConfig(**still, aug_flip=flip), train=True, seed=0)[0]
+        order = np.random.default_rng([0, 0]).permutation(2)          # the batch's shuffle
+        np.testing.assert_array_equal(x, model_inputs(want.take(order), QDConfig(**still)))
+
+
 def test_take_and_concat():
     k = ink([[[1], [2]]], [[[3, 4], [5, 6]], [[7], [8]]], [[[9], [9]]])
     t = k.take([2, 1, 1])

@@ -48,6 +48,9 @@ class QDConfig(RunConfig):
     aug_shear: float = field(0.2, "max shear factor")
     aug_jitter: float = field(1.5, "point jitter sigma, in 0-255 units")
     aug_dropout: float = field(0.1, "probability of dropping an interior point of a stroke")
+    aug_flip: float = field(0.0, "probability of mirroring a training drawing left-right")
+    tta_flip: bool = field(False, "score each drawing and its mirror image, averaged (validation and "
+                                  "test alike, so out-of-fold scores measure what predict does)")
     # model size
     lstm_units: int = field(128, "LSTM units per direction")
     lstm_layers: int = field(2, "stacked LSTM layers")

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..kit.batches import generator_dataset, signature_of
 from .config import QDConfig
-from .strokes import Ink, augment, rasterize, to_stroke3
+from .strokes import Ink, augment, mirror, rasterize, to_stroke3
 
 
 def model_inputs(ink: Ink, cfg: QDConfig) -> np.ndarray:
@@ -43,6 +43,8 @@ def make_batches(ink: Ink, y: np.ndarray | None, cfg: QDConfig, train: bool, see
                 rng = np.random.default_rng([seed, self.epoch, i])
                 part = augment(part, rng, cfg.aug_rotate, cfg.aug_scale, cfg.aug_shear,
                                cfg.aug_jitter, cfg.aug_dropout)
+                if cfg.aug_flip > 0:                # drawn after augment's: runs without flips unchanged
+                    part = mirror(part, rng.random(len(part)) < cfg.aug_flip)
             x = model_inputs(part, cfg)
             if y is None:
                 return (x,)

@@ -379,6 +379,19 @@ def augment(ink: Ink, rng: np.random.Generator, rotate: float = 15.0, scale: flo
     return out
 
 
+def mirror(ink: Ink, which: np.ndarray | None = None) -> Ink:
+    """Left-right mirror images of the drawings (`which`: a boolean per drawing; default all),
+    refitted to Kaggle's normalisation. Most categories look alike both ways, so it doubles
+    what ~20 drawings a category show the model (`--aug-flip`) and gives a second view of each
+    test drawing (`--tta-flip`)."""
+    xy = ink.xy.astype(np.float32)
+    if len(xy) == 0:
+        return Ink(xy, ink.stroke_len.copy(), ink.n_strokes.copy())
+    flip = np.ones(len(ink), bool) if which is None else np.asarray(which, bool)
+    xy[flip[ink.point_drawing()], 0] *= -1
+    return Ink(fit_box(xy, ink.point_offsets), ink.stroke_len.copy(), ink.n_strokes.copy())
+
+
 def fit_box(xy: np.ndarray, point_offsets: np.ndarray) -> np.ndarray:
     """Shift each drawing to start at (0, 0) and scale its longer side to 255; round."""
     starts = point_offsets[:-1]
