@@ -71,6 +71,7 @@ def test_mixval_cli_scores_each_run_and_the_blend_on_the_same_mixtures(fat_tiny,
     assert "mixval: cnn: out-of-fold lwlrap" in out and "mixval: stats: out-of-fold lwlrap" in out
     assert "mixval: blend {'cnn': 0.5, 'stats': 0.5}: out-of-fold lwlrap" in out
     doc = json.load(open(one("work/fat-*/mixval.json")))
+    assert open(one("work/fat-*/mixval.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     runs = doc["runs"]
     assert runs["cnn"]["n_mixtures"] == runs["stats"]["n_mixtures"] > 0
     assert all(0 <= runs[r]["mixtures"] <= 1 for r in ("cnn", "stats", "blend"))

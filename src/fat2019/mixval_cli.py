@@ -1,5 +1,5 @@
 """Score trained FAT2019 runs on mixtures of their folds' held-out clips, beside their plain
-out-of-fold lwlrap -> work/<dataset>/mixval.json.
+out-of-fold lwlrap -> work/<dataset>/mixval.json and mixval.png.
 
     python -m src.mixval [--models cnn,stats] [--seed 0] [--gain-db 6]
 
@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from ..kit import atomic, blend, configio, runs
+from ..kit import atomic, blend, configio, plots, runs
 from ..kit.distribute import quiet_tensorflow
 from ..kit.errors import KitError, cli
 from ..kit.metrics import lwlrap
@@ -118,5 +118,9 @@ def main(argv=None) -> int:
     doc = {"seed": args.seed, "gain_db": args.gain_db, "mix_share": share, "pick": pick, "runs": out}
     path = os.path.join(args.work_dir, data.name, "mixval.json")
     atomic.write_json(path, doc)
-    print(f"mixval: wrote {path}", flush=True)
+    png = os.path.join(args.work_dir, data.name, "mixval.png")
+    plots.plot_tradeoff({n: (r["out_of_fold"], r["mixtures"]) for n, r in out.items()}, png,
+                        "out-of-fold lwlrap (single clips)", "lwlrap on mixtures of held-out clips", share,
+                        f"dotted: equal (1 - F) x out-of-fold + F x mixtures, F = {share:.3f}")
+    print(f"mixval: wrote {path} and {png}", flush=True)
     return 0

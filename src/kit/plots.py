@@ -78,3 +78,29 @@ def plot_values(values: pd.Series, path: str, title: str) -> None:
     ax.set_title(title, fontsize=10)
     ax.set_xlim(0, values.max() * 1.25)
     _save(fig, path)
+
+
+def plot_tradeoff(points: dict[str, tuple[float, float]], path: str, xlabel: str, ylabel: str,
+                  share: float, title: str) -> None:
+    """Runs as points (x, y), with lines of equal (1 - share) x + share y through each: the
+    runs on the highest line rank first, and a line's tilt shows what the share trades."""
+    if not points:
+        return
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    xs = [p[0] for p in points.values()]
+    lo, hi = min(xs) - 0.01, max(xs) + 0.01
+    for name, (x, y) in points.items():
+        ax.scatter([x], [y], zorder=3)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        if 0 < share:                                   # y on the line: c = (1 - s) x' + s y'
+            c = (1 - share) * x + share * y
+            ax.plot([lo, hi], [(c - (1 - share) * lo) / share, (c - (1 - share) * hi) / share],
+                    color="grey", lw=0.5, ls=":")
+    ys = [p[1] for p in points.values()]
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(min(ys) - 0.02, max(ys) + 0.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    _save(fig, path)
