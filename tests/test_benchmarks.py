@@ -1,4 +1,5 @@
 """The benchmark harness in its smallest mode on the demo data, so it cannot rot (not timed)."""
+import json
 import os
 import pathlib
 import re
@@ -6,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import background_job
+from conftest import background_job, one
 
 
 @background_job("benchmark_smoke", last=True)
@@ -45,3 +46,14 @@ def test_kernel_time_scales_only_the_test_stages_and_divides_only_the_model_stag
                   "scoring 80 test samples with 5 fold(s)": 20.0}, n_here=80, n_full=3360, gpu_speedup=10)
     assert rows == [("finding the data and the models", 4.0, 4.0), ("inputs of 80 test samples", 8.0, 336.0),
                     ("scoring 80 test samples with 5 fold(s)", 20.0, 84.0)]
+
+
+def test_qd_tta_rescore_reproduces_the_runs_validation(qd_tiny):
+    """The tiny cnn run validated with the raster models' default test-time mirror: re-scored
+    with it, its fold's MAP@3 is the one it recorded; without it, another score of the same drawings."""
+    from benchmarks.qd_tta import rescore
+
+    m = json.load(open(one("work/demo-quickdraw-*/cnn/fold0/metrics.json")))
+    out = rescore(None, "work", "cnn")
+    assert out["tta-flip"] == pytest.approx(m["val_map3"], abs=1e-6)
+    assert 0 <= out["plain"] <= 1

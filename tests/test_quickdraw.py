@@ -206,11 +206,22 @@ def test_flip_tta_averages_a_drawing_and_its_mirror_image():
 
     k = ink([[[0, 10, 255], [0, 255, 250]]])                        # mostly on the left
     cfg = QDConfig(model="cnn", raster_size=64)
-    plain = predict_probs(LeftInk(), k, cfg)
-    both = predict_probs(LeftInk(), k, cfg.replace(tta_flip=True))
+    plain = predict_probs(LeftInk(), k, cfg.replace(tta_flip=False))
+    both = predict_probs(LeftInk(), k, cfg)                        # the raster models' default: on
+    assert cfg.flips_at_test and not QDConfig(model="lstm").flips_at_test and QDConfig(model="lstm", tta_flip=True).flips_at_test
     assert plain[0, 0] > 0.6
     np.testing.assert_allclose(both, (plain + plain[:, ::-1]) / 2, atol=0.02)   # the mirror swaps the halves
     assert abs(both[0, 0] - 0.5) < 0.02
+
+
+def test_a_config_saved_before_tta_flip_predicts_as_it_was_validated():
+    from src.kit import configio
+    from src.quickdraw.config import QDConfig
+
+    old = {k: v for k, v in configio.to_dict(QDConfig(model="cnn")).items() if k != "tta_flip"}
+    assert configio.from_dict(QDConfig, old).flips_at_test is False  # absent: off, as those runs were scored
+    assert configio.from_dict(QDConfig, {**old, "tta_flip": None}).flips_at_test is True
+    assert configio.from_dict(QDConfig, {}).aug_flip == 0.0          # no `absent`: today's default
 
 
 def test_training_batches_mirror_with_aug_flip_and_not_without():

@@ -17,10 +17,19 @@ from . import atomic
 T = TypeVar("T")
 
 
-def field(default: Any, help: str, choices: list | None = None, aliases: dict[str, Any] | None = None) -> Any:
-    """A config field: its help text, its valid values, and older flags kept as aliases
-    (`{"--use-noisy": "weighted"}`: that flag sets this field to that value)."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices, "aliases": aliases or {}})
+_UNSET = object()
+
+
+def field(default: Any, help: str, choices: list | None = None, aliases: dict[str, Any] | None = None,
+          absent: Any = _UNSET) -> Any:
+    """A config field: its help text, its valid values, older flags kept as aliases
+    (`{"--use-noisy": "weighted"}`: that flag sets this field to that value), and `absent`: what a
+    config saved before the field existed did, where that differs from today's default (so an
+    old run keeps predicting as it was validated)."""
+    meta = {"help": help, "choices": choices, "aliases": aliases or {}}
+    if absent is not _UNSET:
+        meta["absent"] = absent
+    return dataclasses.field(default=default, metadata=meta)
 
 
 @dataclasses.dataclass
@@ -116,8 +125,12 @@ def save(cfg: Any, path: str, **meta: Any) -> None:
 
 
 def from_dict(cls: type[T], data: dict) -> T:
-    known = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in known})
+    """A saved config: unknown keys (run metadata) ignored; a field it lacks takes its `absent`
+    value if it has one, else today's default."""
+    fields = dataclasses.fields(cls)
+    known = {f.name for f in fields}
+    older = {f.name: f.metadata["absent"] for f in fields if "absent" in f.metadata and f.name not in data}
+    return cls(**{**older, **{k: v for k, v in data.items() if k in known}})
 
 
 def load(cls: type[T], path: str) -> T:

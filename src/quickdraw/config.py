@@ -49,8 +49,10 @@ class QDConfig(RunConfig):
     aug_jitter: float = field(1.5, "point jitter sigma, in 0-255 units")
     aug_dropout: float = field(0.1, "probability of dropping an interior point of a stroke")
     aug_flip: float = field(0.0, "probability of mirroring a training drawing left-right")
-    tta_flip: bool = field(False, "score each drawing and its mirror image, averaged (validation and "
-                                  "test alike, so out-of-fold scores measure what predict does)")
+    tta_flip: bool | None = field(None, "score each drawing and its mirror image, averaged (validation and test "
+                                        "alike, so out-of-fold scores measure what predict does); default: on "
+                                        "for the raster models, off for the sequence models (out of fold on 32 real "
+                                        "categories: cnn 0.743 -> 0.755, convlstm 0.499 -> 0.486)", absent=False)
     # model size
     lstm_units: int = field(128, "LSTM units per direction")
     lstm_layers: int = field(2, "stacked LSTM layers")
@@ -72,3 +74,8 @@ class QDConfig(RunConfig):
     @property
     def is_sequence(self) -> bool:
         return self.model in SEQUENCE_MODELS
+
+    @property
+    def flips_at_test(self) -> bool:
+        """--tta-flip as given, else the model kind's default."""
+        return (not self.is_sequence) if self.tta_flip is None else self.tta_flip

@@ -54,9 +54,12 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
         tr, va = np.nonzero(folds != fold)[0], np.nonzero(folds == fold)[0]
         n_classes = len(ts.words)
         steps = max(1, -(-len(tr) // cfg.batch_size))
+        mirror = "on" if cfg.flips_at_test else "off"
+        if cfg.tta_flip is None:
+            mirror += f" (the default for {'sequence' if cfg.is_sequence else 'raster'} models)"
         plan = run.plan({**configio.to_dict(cfg), **run_meta(dataset, ts, folds_sha1)}, steps, resume,
                         f"fold {fold}: {cfg.run_name} ({cfg.model}), train {len(tr)}, validation {len(va)} drawings, "
-                        f"{n_classes} categories", restart=restart)
+                        f"{n_classes} categories; test-time mirror {mirror}", restart=restart)
         if plan is None:
             return run.finished_metrics()
         epochs, patience = plan
