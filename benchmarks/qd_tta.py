@@ -16,41 +16,35 @@ import numpy as np
 
 
 def rescore(data_dir: str | None, work_dir: str, run: str) -> dict[str, float]:
-    """{"plain": MAP@3, "tta-flip": MAP@3} over every finished fold's validation drawings."""
+    """{"plain": MAP@3, "tta-flip": MAP@3} over the validation drawings of the run's trusted folds."""
     from src.kit import configio, runs
-    from src.kit.atomic import read_json
     from src.kit.distribute import quiet_tensorflow
     from src.kit.errors import KitError
     from src.quickdraw import data as qd_data
-    from src.quickdraw.competition import load_model
+    from src.quickdraw.competition import QUICKDRAW
     from src.quickdraw.config import QDConfig
     from src.quickdraw.infer import predict_probs
     from src.quickdraw.train import scores
 
-    data = qd_data.open_data(data_dir)
-    root = os.path.join(work_dir, data.name, run)
-    folds = sorted(int(d[4:]) for d in os.listdir(root) if d.startswith("fold") and d[4:].isdigit()
-                   and os.path.exists(os.path.join(root, d, "metrics.json"))) if os.path.isdir(root) else []
+    data = QUICKDRAW.open_data(data_dir)
+    folds = QUICKDRAW.find_runs(work_dir, data, [run]).get(run)
     if not folds:
-        raise KitError(f"{root}: no finished fold")
+        raise KitError(f"{os.path.join(work_dir, data.name, run)}: no finished fold")
     quiet_tensorflow()
     loaded, probs, ys = {}, {"plain": [], "tta-flip": []}, []
-    for k in folds:
-        path = runs.fold_dir(work_dir, data.name, run, k)
-        config = read_json(os.path.join(path, "config.json"))
-        cfg = configio.from_dict(QDConfig, config)
+    for fold in folds:
+        cfg = configio.from_dict(QDConfig, fold.config)
         key = (cfg.classes, cfg.per_class, cfg.seed)
         if key not in loaded:
-            loaded[key] = qd_data.load_train(data.root, cfg.classes, cfg.per_class, cfg.seed, cfg.chunk_size)
-        ts = loaded[key]
-        keys = runs.read_oof([runs.Fold(run, k, path, config, {})]).index.astype(str)
-        where = {s: i for i, s in enumerate(ts.key_ids.astype(str))}
-        val = ts.take([where[s] for s in keys])
-        model = load_model(runs.Fold(run, k, path, config, {}))
+            ts = qd_data.load_train(data.root, cfg.classes, cfg.per_class, cfg.seed, cfg.chunk_size)
+            loaded[key] = ts, {s: i for i, s in enumerate(ts.key_ids.astype(str))}
+        ts, where = loaded[key]
+        val = ts.take([where[s] for s in runs.read_oof([fold]).index.astype(str)])
+        model = QUICKDRAW.load_model(fold)
         probs["plain"].append(predict_probs(model, val.ink, cfg.replace(tta_flip=False)))
         probs["tta-flip"].append(predict_probs(model, val.ink, cfg.replace(tta_flip=True)))
         ys.append(val.y)
-        print(f"fold {k}: {len(val.y)} drawings", flush=True)
+        print(f"fold {fold.fold}: {len(val.y)} drawings", flush=True)
     y = np.concatenate(ys)
     return {name: scores(np.concatenate(p), y)[0] for name, p in probs.items()}
 
