@@ -472,9 +472,13 @@ from src.fat2019.config import FatConfig
 from src.fat2019 import models
 from src.kit.flops import training_gflop
 from src.kit.batches import no_autotune
+from src.kit import distribute
 cfg = FatConfig()
+mixed, jit, why = distribute.auto_speed([], distribute.cpu_flags())     # what a fold chooses on this CPU
+if mixed:
+    keras.mixed_precision.set_global_policy(distribute.mixed_policy([]))
 m = models.build(cfg, 80)
-m.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=models.loss(cfg)); m.jit_compile = cfg.jit
+m.compile(optimizer=keras.optimizers.AdamW(1e-3), loss=models.loss(cfg)); m.jit_compile = jit
 rng = np.random.default_rng(0)
 n = 4 * cfg.batch_size
 x = rng.normal(size=(n, cfg.n_features, cfg.crop_frames, 1)).astype(np.float32)
@@ -490,9 +494,9 @@ tm = []
 for _ in range(5):
     t0 = time.time(); mm(a).numpy(); tm.append(time.time() - t0)
 print(json.dumps({"step": min(t), "gflop": training_gflop(m, cfg.batch_size), "matmul": 2 * 2048**3 / min(tm) / 1e9,
-                  "width": cfg.width}))"""
+                  "width": cfg.width, "how": f"{keras.mixed_precision.global_policy().name}, XLA {jit}"}))"""
     r, _ = py(code, env={"KERAS_HOME": os.path.join(work, "keras-home")})
-    res.add("first run", f"training step of the default CNN (width {r['width']}, batch 32), best of 3",
+    res.add("first run", f"training step of the default CNN (width {r['width']}, batch 32, {r['how']}), best of 3",
             f"{r['step']:.2f} s", f"{r['gflop']:.0f} GFLOP of convolutions and dense layers: "
             f"{r['gflop'] / r['step']:.0f} GFLOPS")
     res.add("first run", "float32 2048x2048 matmul on this CPU (XLA), best of 5", f"{r['matmul']:.0f} GFLOPS",

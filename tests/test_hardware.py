@@ -30,14 +30,41 @@ def test_strategy_and_precision_follow_the_visible_gpus(gpus, expected):
     assert distribute.choose(gpus) == expected
 
 
+@pytest.mark.parametrize("gpus, flags, mixed, xla", [
+    ([T4], set(), True, True),                           # tensor cores: float16, XLA
+    ([P100], {"amx_bf16"}, False, True),                 # a GPU trains: the CPU's flags do not matter
+    ([], {"avx512f", "avx512_bf16", "amx_bf16"}, True, False),   # AMX: bfloat16 through oneDNN, no XLA
+    ([], {"avx2", "avx512f", "avx512_bf16"}, False, True),       # no AMX tiles: float32 with XLA
+    ([], set(), False, True),                            # flags unknown
+])
+def test_unset_precision_and_xla_follow_the_hardware(gpus, flags, mixed, xla):
+    assert distribute.auto_speed(gpus, flags)[:2] == (mixed, xla)
+
+
+def test_a_recurrent_model_stays_in_float32_on_a_cpu_but_not_on_a_gpu():
+    assert distribute.auto_speed([], {"amx_bf16"}, cpu_bf16=False)[:2] == (False, False)
+    assert distribute.auto_speed([], {"avx2"}, cpu_bf16=False)[:2] == (False, True)
+    assert distribute.auto_speed([T4], {"amx_bf16"}, cpu_bf16=False)[:2] == (True, True)
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n\n"
+                    "processor\t: 1\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n")
+    assert distribute.cpu_flags(str(info)) == {"fpu", "avx512f", "amx_bf16", "amx_tile"}
+    assert distribute.cpu_flags(str(tmp_path / "absent")) == set()
+    assert distribute.mixed_policy([]) == "mixed_bfloat16" and distribute.mixed_policy([T4]) == "mixed_float16"
+
+
 @pytest.mark.slow
 def test_a_mixed_precision_fold_predicts_and_passes_the_reference_check_in_float32(tiny, tmp_path, capsys):
     import keras
 
     assert cv.main(["--data-dir", "fat", *TINY_FLAGS, "--eager", "--fold", "0", "--epochs", "1", "--mixed-precision"]) == 0
     out = capsys.readouterr().out
-    assert "precision mixed_float16" in out and "steps/s" in out
+    assert "precision mixed_bfloat16" in out and "steps/s" in out             # a CPU: bfloat16 (float16 is slow there)
     assert json.load(open(one("work/fat-*/cnn/fold0/config.json")))["mixed_precision"] is True
+    assert json.load(open(one("work/fat-*/cnn/fold0/metrics.json")))["precision"] == "mixed_bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32"           # back to float32 after the fold
     assert predict.main(["--data-dir", "fat", "--out", "local.csv"]) == 0
     assert kernels.main(["dataset", "freesound", "--dry-run", "--owner", "me", "--data-dir", "fat"]) == 0

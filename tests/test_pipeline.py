@@ -367,7 +367,8 @@ def test_every_config_field_is_a_flag_with_its_default_and_a_given_flag_override
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         assert flag in blocks, flag
-        assert " ".join(blocks[flag]).endswith(f"(default: {f.default})"), (flag, blocks[flag])
+        shown = "unset" if f.default is None else f.default                 # None: chosen at run time
+        assert " ".join(blocks[flag]).endswith(f"(default: {shown})"), (flag, blocks[flag])
         tp = typing.get_args(hints[f.name])[0] if typing.get_args(hints[f.name]) else hints[f.name]
         argv, value = _other_value(f, tp)
         assert value != f.default

@@ -157,7 +157,10 @@ def test_parallel_train_imports_every_fold_and_predict_uses_them(kaggle_trained,
     for word in ("queued", "running", "complete", "since push", "imported fold 0", "imported fold 1"):
         assert word in out, out
     log = kaggle_trained["runs"]["kit-freesound-train-f0"][0]
-    assert "kernel: devices CPU only; strategy auto -> default; precision float32 (no GPU)" in log
+    kernel_line = next(line for line in log.splitlines() if line.startswith("kernel: devices CPU only"))
+    claimed = kernel_line.split("; precision ")[1].split(" ")[0]       # what the kernel says the fold will use
+    assert "strategy auto -> default" in kernel_line and "(no GPU; " in kernel_line
+    assert f"precision {claimed}; XLA" in next(line for line in log.splitlines() if line.startswith("hardware:"))
     assert "--strategy auto" in log and "--fold 0" in log and "--fold 1" not in log
     assert "hardware:" in log and "steps/s" in log
     # each kernel trained its fold only, on the local folds file, and predicted nothing
@@ -396,7 +399,9 @@ def test_train_killed_while_waiting_reattaches_and_imports_once(fold0_output, tm
 
 # ------------------------------------------------------------------------------------------ small parts
 
-def test_hardware_flags_follow_the_gpus_unless_the_user_typed_them(capsys):
+def test_hardware_flags_follow_the_gpus_unless_the_user_typed_them(capsys, monkeypatch):
+    from src.kit import distribute
+
     t4x2 = [("Tesla T4", (7, 5)), ("Tesla T4", (7, 5))]
     assert runtime.hardware_args(FAT2019, [], gpus=t4x2) == ["--strategy", "auto", "--mixed-precision"]
     assert "strategy auto -> mirrored; precision mixed_float16" in capsys.readouterr().out
@@ -404,6 +409,9 @@ def test_hardware_flags_follow_the_gpus_unless_the_user_typed_them(capsys):
     assert runtime.hardware_args(FAT2019, [], gpus=[]) == ["--strategy", "auto"]
     assert runtime.hardware_args(FAT2019, ["--strategy", "default", "--no-mixed-precision"], gpus=t4x2) == []
     assert "default (--train-args); precision float32 (--train-args)" in capsys.readouterr().out.splitlines()[-1]
+    monkeypatch.setattr(distribute, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
+    assert runtime.hardware_args(FAT2019, [], gpus=[]) == ["--strategy", "auto"]       # the fold chooses bfloat16
+    assert "precision mixed_bfloat16 (no GPU; this CPU has AMX-BF16" in capsys.readouterr().out
 
 
 def test_parallel_is_capped_and_flags_are_checked(tmp_path, monkeypatch, capsys):

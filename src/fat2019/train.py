@@ -187,7 +187,7 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
 
         metrics = run.finish(model, f"{data.name} {cfg.run_name} fold {fold}", per_label=per_label_lwlrap(data),
                              extra={"fold": fold, "dataset": data.name, "model": cfg.model, "run": cfg.run_name,
-                                    "n_train": n_train, "n_noisy": inputs.n_noisy, "gflop_per_step": round(gflop, 3),
+                                    "n_train": n_train, "n_noisy": inputs.n_noisy, "gflop_per_step": round(gflop, 3), **run.hardware,
                                     "n_val": len(inputs.val), "skipped_clips": inputs.skipped, "keras": keras.__version__,
                                     "tensorflow": tf.__version__})
     report_skipped(fold, inputs.skipped)

@@ -47,11 +47,14 @@ class RunConfig:
     strategy: str = field("default", "tf.distribute strategy: default (one device), mirrored (every local GPU), "
                                      "multiworker (several machines, TF_CONFIG), tpu, auto (mirrored over two or more "
                                      "GPUs, else default)", ["default", "mirrored", "multiworker", "tpu", "auto"])
-    mixed_precision: bool = field(False, "train in mixed_float16 (float16 maths, float32 weights; for GPUs of compute "
-                                         "capability 7.0 or more, e.g. Kaggle's T4). Off on a CPU, where it is "
-                                         "slower. Prediction always runs in float32")
-    jit: bool = field(True, "XLA-compile the training step (one device only): about 2x faster per step on a "
-                            "2-core CPU, where Keras leaves XLA off by default; --no-jit for plain graphs")
+    mixed_precision: bool | None = field(None, "train with 16-bit maths and float32 weights: float16 on a GPU, "
+                                                "bfloat16 on a CPU. Unset: on for GPUs of compute capability 7.0 or "
+                                                "more (e.g. Kaggle's T4) and for CPUs with AMX-BF16 (Intel Sapphire "
+                                                "Rapids and later), off elsewhere, where it is slower; the fold's "
+                                                "hardware line says which. Prediction always runs in float32")
+    jit: bool | None = field(None, "XLA-compile the training step (one device only). Unset: on, except on CPUs with "
+                                   "AMX-BF16, whose fast path (oneDNN) XLA does not use; on other CPUs XLA about halves "
+                                   "a step (Keras leaves it off there by default)")
     eager: bool = field(False, "run the training and validation steps eagerly, without tracing a graph (no XLA): "
                                "for stepping through a model in a debugger, or runs of a few batches, where "
                                "tracing (about 4 s a model here) outweighs the steps; slower per step on real data")
@@ -78,7 +81,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
             continue
         tp = _base_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
+        help_text = f"{f.metadata.get('help', '')} (default: {'unset' if f.default is None else f.default})"
         if tp is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                                default=None, help=help_text)

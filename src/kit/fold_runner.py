@@ -46,7 +46,8 @@ _FINAL_STOPS = ("early", "perfect", "nan")     # stops that --resume does not tr
 _BEST = [("best.weights.h5", "best.e{:04d}.weights.h5"), ("oof.csv", "oof.e{:04d}.csv")]
 # Flags --resume may change: they change neither the network, nor its inputs, nor how it is scored.
 RESUME_SAFE = ("epochs", "patience", "max_minutes", "min_steps", "checkpoint_minutes", "workers", "feature_ram_gb",
-               "cache_dir", "work_dir", "data_dir", "jit", "eager", "strategy", "threads", "chunk_size")
+               "cache_dir", "work_dir", "data_dir", "jit", "eager", "strategy", "threads", "chunk_size",
+               "mixed_precision")
 # What a fold records about its data beside the config (labels and folds hash are checked on their own).
 _META = ("labels", "folds_sha1", "label_prior", "kit_version", "dataset", "competition")
 
@@ -142,15 +143,18 @@ class FoldRun:
         return epochs, patience
 
     def model(self, strategy_name: str, batch_size: int, seed: int, build: Callable[[], object],
-              jit: bool = False, mixed_precision: bool = False, eager: bool = False):
+              jit: bool | None = None, mixed_precision: bool | None = None, eager: bool = False,
+              cpu_bf16: bool = True):
         """(model, strategy): the last checkpoint's model and optimizer when resuming, else
         `build()` (built and compiled), inside the strategy's scope, seeded.
 
-        `jit`: XLA-compile the train step on one device (or not, even on a GPU). Keras' "auto"
-        leaves XLA off on CPU-only machines, where fusing the element-wise ops (batch norm, ReLU)
-        halves a CNN's step time; under a tf.distribute strategy Keras' own choice is kept.
-        `mixed_precision`: mixed_float16 while this fold trains (the weights stay float32, so the
-        fold predicts in float32 anywhere); the global policy is float32 again when it ends.
+        `jit`: XLA-compile the train step on one device (or not, even on a GPU); under a
+        tf.distribute strategy Keras' own choice is kept. `mixed_precision`: mixed_float16 (GPU) or
+        mixed_bfloat16 (CPU) while this fold trains (the weights stay float32, so the fold predicts
+        in float32 anywhere); the global policy is float32 again when it ends. Either None: chosen
+        for the hardware (distribute.auto_speed), said on the hardware line and kept in
+        `self.hardware` for the fold's metrics; `cpu_bf16` False keeps a recurrent model in float32
+        on a CPU unless the flag asks otherwise.
         `eager`: no traced graph at all (nor XLA): Keras runs each step op by op."""
         import keras  # TensorFlow starts here, on first use: after any feature workers forked
 
@@ -160,8 +164,12 @@ class FoldRun:
         strategy = distribute.get_strategy(strategy_name)
         distribute.check_batch(batch_size, strategy)
         keras.utils.set_random_seed(seed)
+        auto_mixed, auto_jit, why = distribute.auto_speed(gpus, distribute.cpu_flags(), cpu_bf16)
+        chosen = [name for name, v in (("precision", mixed_precision), ("XLA", jit)) if v is None]
+        mixed_precision = auto_mixed if mixed_precision is None else mixed_precision
+        jit = auto_jit if jit is None else jit
         if mixed_precision:
-            keras.mixed_precision.set_global_policy("mixed_float16")
+            keras.mixed_precision.set_global_policy(distribute.mixed_policy(gpus))
             self._mixed = True
         with strategy.scope():
             model = self.load_last() if self.resuming else build()
@@ -172,9 +180,11 @@ class FoldRun:
         distribute.prepare(model)
         n = strategy.num_replicas_in_sync
         devices = ", ".join(f"{g} (compute {cc})" for g, cc in gpus) if gpus else "CPU only"
+        auto = f"; {' and '.join(chosen)} by default: {why}" if chosen else ""
         print(f"hardware: {devices}; strategy {strategy_name} ({n} replica(s)); precision "
               f"{keras.mixed_precision.global_policy().name}; XLA {model.jit_compile}{'; eager steps' if eager else ''}; batch {batch_size} "
-              f"({batch_size // n} per replica)", flush=True)
+              f"({batch_size // n} per replica){auto}", flush=True)
+        self.hardware = {"precision": keras.mixed_precision.global_policy().name, "xla": bool(model.jit_compile)}
         return model, strategy
 
     def saved_config(self) -> dict | None:

@@ -79,7 +79,7 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
 
         seed = cfg.seed * 1000 + fold
         model, _ = run.model(cfg.strategy, cfg.batch_size, seed, build, jit=cfg.jit,
-                             mixed_precision=cfg.mixed_precision, eager=cfg.eager)
+                             mixed_precision=cfg.mixed_precision, eager=cfg.eager, cpu_bf16=not cfg.is_sequence)
         gflop = training_gflop(model, cfg.batch_size)
         print(f"fold {fold}: {gflop:.2f} GFLOP a training step ({cfg.model}, batch {cfg.batch_size})", flush=True)
         train_ink, val_ink, val_y = ts.ink.take(tr), ts.ink.take(va), ts.y[va]
@@ -101,7 +101,7 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
         metrics = run.finish(model, f"{dataset} {cfg.run_name} fold {fold}",
                              extra={"fold": fold, "dataset": dataset, "model": cfg.model, "run": cfg.run_name,
                                     "n_train": int(len(tr)), "n_val": int(len(va)), "n_classes": n_classes,
-                                    "gflop_per_step": round(gflop, 3),
+                                    "gflop_per_step": round(gflop, 3), **run.hardware,
                                     "keras": keras.__version__},
                              per_label=per_word_map3(ts.words, dict(zip(val_keys, val_y))))
         keras.backend.clear_session()

@@ -164,7 +164,8 @@ def _predict(comp: Competition, root: str, build: dict) -> None:
 def hardware_args(comp: Competition, user_args: list[str], gpus=None) -> list[str]:
     """The flags a training kernel adds to the user's: --strategy auto, and --mixed-precision when
     every visible GPU has tensor cores (kit.distribute.choose), each only where the user's
-    --train-args did not set it (a flag the user typed is obeyed). Says what it chose."""
+    --train-args did not set it (a flag the user typed is obeyed). Says what it chose, and on a
+    CPU what the fold will choose (kit.distribute.auto_speed)."""
     from ..kit import configio, distribute
     from ..kit import cv as kit_cv
 
@@ -178,9 +179,13 @@ def hardware_args(comp: Competition, user_args: list[str], gpus=None) -> list[st
         extra.append("--mixed-precision")
     devices = ", ".join(f"{g} (compute {'.'.join(map(str, cc)) if cc else '?'})" for g, cc in gpus) or "CPU only"
     how_s = f"{given['strategy']} (--train-args)" if "strategy" in given else f"auto -> {strategy}"
-    precision = ("mixed_float16" if given["mixed_precision"] else "float32") + " (--train-args)" \
-        if "mixed_precision" in given else ("mixed_float16" if mixed else "float32 (not every GPU has compute "
-                                             "capability 7.0 or more)" if gpus else "float32 (no GPU)")
+    if "mixed_precision" in given:
+        precision = (distribute.mixed_policy(gpus) if given["mixed_precision"] else "float32") + " (--train-args)"
+    elif gpus:
+        precision = "mixed_float16" if mixed else "float32 (not every GPU has compute capability 7.0 or more)"
+    else:                                   # the fold's own default for this CPU (kit.distribute.auto_speed)
+        cpu_mixed, _, why = distribute.auto_speed([], distribute.cpu_flags())
+        precision = f"{distribute.mixed_policy([]) if cpu_mixed else 'float32'} (no GPU; {why})"
     print(f"kernel: devices {devices}; strategy {how_s}; precision {precision}", flush=True)
     return extra
 
