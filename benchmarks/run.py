@@ -453,7 +453,7 @@ def first_run(res: Results, size: Size, work: str) -> None:
     sec = hist["seconds"].to_numpy()
     res.add("first run", "src.cv: before the first epoch (demo data, features, TensorFlow start)",
             f"{walls[0] - sec.sum():.0f} s", "src.cv's wall time less its epochs (includes saving the fold at the end)")
-    res.add("first run", "src.cv: epoch 1", f"{sec[0]:.1f} s", "includes tracing and XLA-compiling the train step")
+    res.add("first run", "src.cv: epoch 1", f"{sec[0]:.1f} s", "includes tracing the train step (and XLA-compiling it where XLA is on)")
     plan = re.search(r"validate (\d+) curated clips.*of (\d+) steps", outs[0])
     res.add("first run", f"src.cv: epochs 2-{len(sec)}", f"{sec[1:].sum():.0f} s",
             f"{sec[1:].mean():.1f} s per epoch of {plan[2]} training steps plus scoring the {plan[1]} validation clips")

@@ -33,18 +33,12 @@ def test_strategy_and_precision_follow_the_visible_gpus(gpus, expected):
 @pytest.mark.parametrize("gpus, flags, mixed, xla", [
     ([T4], set(), True, True),                           # tensor cores: float16, XLA
     ([P100], {"amx_bf16"}, False, True),                 # a GPU trains: the CPU's flags do not matter
-    ([], {"avx512f", "avx512_bf16", "amx_bf16"}, True, False),   # AMX: bfloat16 through oneDNN, no XLA
+    ([], {"avx512f", "avx512_bf16", "amx_bf16"}, False, False),  # AMX: oneDNN without XLA, float32
     ([], {"avx2", "avx512f", "avx512_bf16"}, False, True),       # no AMX tiles: float32 with XLA
     ([], set(), False, True),                            # flags unknown
 ])
 def test_unset_precision_and_xla_follow_the_hardware(gpus, flags, mixed, xla):
     assert distribute.auto_speed(gpus, flags)[:2] == (mixed, xla)
-
-
-def test_a_recurrent_model_stays_in_float32_on_a_cpu_but_not_on_a_gpu():
-    assert distribute.auto_speed([], {"amx_bf16"}, cpu_bf16=False)[:2] == (False, False)
-    assert distribute.auto_speed([], {"avx2"}, cpu_bf16=False)[:2] == (False, True)
-    assert distribute.auto_speed([T4], {"amx_bf16"}, cpu_bf16=False)[:2] == (True, True)
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):

@@ -410,8 +410,10 @@ def test_hardware_flags_follow_the_gpus_unless_the_user_typed_them(capsys, monke
     assert runtime.hardware_args(FAT2019, ["--strategy", "default", "--no-mixed-precision"], gpus=t4x2) == []
     assert "default (--train-args); precision float32 (--train-args)" in capsys.readouterr().out.splitlines()[-1]
     monkeypatch.setattr(distribute, "cpu_flags", lambda: {"avx512f", "amx_bf16"})
-    assert runtime.hardware_args(FAT2019, [], gpus=[]) == ["--strategy", "auto"]       # the fold chooses bfloat16
-    assert "precision mixed_bfloat16 (no GPU; this CPU has AMX-BF16" in capsys.readouterr().out
+    assert runtime.hardware_args(FAT2019, [], gpus=[]) == ["--strategy", "auto"]
+    assert "precision float32 (no GPU; a CPU with AMX-BF16: float32 through oneDNN, without XLA)" in capsys.readouterr().out
+    assert runtime.hardware_args(FAT2019, ["--mixed-precision"], gpus=[]) == ["--strategy", "auto"]   # typed: obeyed
+    assert "precision mixed_bfloat16 (--train-args)" in capsys.readouterr().out
 
 
 def test_parallel_is_capped_and_flags_are_checked(tmp_path, monkeypatch, capsys):

@@ -48,13 +48,13 @@ class RunConfig:
                                      "multiworker (several machines, TF_CONFIG), tpu, auto (mirrored over two or more "
                                      "GPUs, else default)", ["default", "mirrored", "multiworker", "tpu", "auto"])
     mixed_precision: bool | None = field(None, "train with 16-bit maths and float32 weights: float16 on a GPU, "
-                                                "bfloat16 on a CPU. Unset: on for GPUs of compute capability 7.0 or "
-                                                "more (e.g. Kaggle's T4) and for CPUs with AMX-BF16 (Intel Sapphire "
-                                                "Rapids and later), off elsewhere, where it is slower; the fold's "
-                                                "hardware line says which. Prediction always runs in float32")
+                                                "bfloat16 on a CPU (fast there only with AMX-BF16). Unset: on for "
+                                                "GPUs of compute capability 7.0 or more (e.g. Kaggle's T4), off "
+                                                "elsewhere; the fold's hardware line says which. Prediction always "
+                                                "runs in float32")
     jit: bool | None = field(None, "XLA-compile the training step (one device only). Unset: on, except on CPUs with "
-                                   "AMX-BF16, whose fast path (oneDNN) XLA does not use; on other CPUs XLA about halves "
-                                   "a step (Keras leaves it off there by default)")
+                                   "AMX-BF16, where oneDNN without XLA is faster; on other CPUs XLA about halves a "
+                                   "step (Keras leaves it off there by default)")
     eager: bool = field(False, "run the training and validation steps eagerly, without tracing a graph (no XLA): "
                                "for stepping through a model in a debugger, or runs of a few batches, where "
                                "tracing (about 4 s a model here) outweighs the steps; slower per step on real data")

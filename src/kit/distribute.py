@@ -42,24 +42,21 @@ def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
     return set()
 
 
-def auto_speed(gpus: list, flags: set[str], cpu_bf16: bool = True) -> tuple[bool, bool, str]:
+def auto_speed(gpus: list, flags: set[str]) -> tuple[bool, bool, str]:
     """(mixed precision, XLA, why) for training where the user set neither flag.
 
     A GPU: XLA, and float16 where every GPU has tensor cores (choose). A CPU with AMX-BF16 (Intel
-    Sapphire Rapids and later): bfloat16 without XLA, as oneDNN runs bfloat16 convolutions and
-    matmuls on the AMX tiles and XLA's CPU code uses neither (benchmarks.step_time, 2026-12-06: the
-    width-32 FAT2019 step 0.44 s against 1.11 s in float32 with XLA and 0.66 s without). Another
-    CPU: float32 with XLA, which fuses the batch-norm and ReLU passes (2x faster on the AVX-512 EPYC
-    measured 2026-11-30). `cpu_bf16` False (recurrent models): float32 on the AMX CPU too, where
-    bfloat16 gained nothing (Quick Draw's convlstm 0.40 s a step against 0.39 in float32, both
-    without XLA, 0.50 with it) and would round the recurrent state at every time step."""
+    Sapphire Rapids and later): float32 without XLA, as oneDNN's convolutions there outrun XLA's
+    CPU code (benchmarks.step_time, 2026-12-06: the width-32 FAT2019 step 0.66 s against 1.11 s
+    with XLA). bfloat16 (--mixed-precision) is faster again there (0.44 s) but not the default: five
+    FAT2019 folds scored 0.9250 out of fold in bfloat16 against 0.9322 in float32, the same day.
+    Another CPU: float32 with XLA, which fuses the batch-norm and ReLU passes (2x faster on the
+    EPYC measured 2026-11-30)."""
     if gpus:
-        return choose(gpus)[1], True, "GPU"
-    if "amx_bf16" in flags and not cpu_bf16:
-        return False, False, "this CPU has AMX-BF16: oneDNN without XLA, float32 for a recurrent model"
+        return choose(gpus)[1], True, "a GPU: XLA, float16 where every GPU has tensor cores"
     if "amx_bf16" in flags:
-        return True, False, "this CPU has AMX-BF16: bfloat16 through oneDNN, without XLA"
-    return False, True, "CPU without AMX-BF16: float32 with XLA"
+        return False, False, "a CPU with AMX-BF16: float32 through oneDNN, without XLA"
+    return False, True, "a CPU without AMX-BF16: float32 with XLA"
 
 
 def mixed_policy(gpus: list) -> str:

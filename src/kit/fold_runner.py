@@ -143,8 +143,7 @@ class FoldRun:
         return epochs, patience
 
     def model(self, strategy_name: str, batch_size: int, seed: int, build: Callable[[], object],
-              jit: bool | None = None, mixed_precision: bool | None = None, eager: bool = False,
-              cpu_bf16: bool = True):
+              jit: bool | None = None, mixed_precision: bool | None = None, eager: bool = False):
         """(model, strategy): the last checkpoint's model and optimizer when resuming, else
         `build()` (built and compiled), inside the strategy's scope, seeded.
 
@@ -153,8 +152,7 @@ class FoldRun:
         mixed_bfloat16 (CPU) while this fold trains (the weights stay float32, so the fold predicts
         in float32 anywhere); the global policy is float32 again when it ends. Either None: chosen
         for the hardware (distribute.auto_speed), said on the hardware line and kept in
-        `self.hardware` for the fold's metrics; `cpu_bf16` False keeps a recurrent model in float32
-        on a CPU unless the flag asks otherwise.
+        `self.hardware` for the fold's metrics.
         `eager`: no traced graph at all (nor XLA): Keras runs each step op by op."""
         import keras  # TensorFlow starts here, on first use: after any feature workers forked
 
@@ -164,7 +162,7 @@ class FoldRun:
         strategy = distribute.get_strategy(strategy_name)
         distribute.check_batch(batch_size, strategy)
         keras.utils.set_random_seed(seed)
-        auto_mixed, auto_jit, why = distribute.auto_speed(gpus, distribute.cpu_flags(), cpu_bf16)
+        auto_mixed, auto_jit, why = distribute.auto_speed(gpus, distribute.cpu_flags())
         chosen = [name for name, v in (("precision", mixed_precision), ("XLA", jit)) if v is None]
         mixed_precision = auto_mixed if mixed_precision is None else mixed_precision
         jit = auto_jit if jit is None else jit
@@ -180,7 +178,7 @@ class FoldRun:
         distribute.prepare(model)
         n = strategy.num_replicas_in_sync
         devices = ", ".join(f"{g} (compute {cc})" for g, cc in gpus) if gpus else "CPU only"
-        auto = f"; {' and '.join(chosen)} by default: {why}" if chosen else ""
+        auto = f"; {' and '.join(chosen)} by default ({why})" if chosen else ""
         print(f"hardware: {devices}; strategy {strategy_name} ({n} replica(s)); precision "
               f"{keras.mixed_precision.global_policy().name}; XLA {model.jit_compile}{'; eager steps' if eager else ''}; batch {batch_size} "
               f"({batch_size // n} per replica){auto}", flush=True)

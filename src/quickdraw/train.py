@@ -79,7 +79,7 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
 
         seed = cfg.seed * 1000 + fold
         model, _ = run.model(cfg.strategy, cfg.batch_size, seed, build, jit=cfg.jit,
-                             mixed_precision=cfg.mixed_precision, eager=cfg.eager, cpu_bf16=not cfg.is_sequence)
+                             mixed_precision=cfg.mixed_precision, eager=cfg.eager)
         gflop = training_gflop(model, cfg.batch_size)
         print(f"fold {fold}: {gflop:.2f} GFLOP a training step ({cfg.model}, batch {cfg.batch_size})", flush=True)
         train_ink, val_ink, val_y = ts.ink.take(tr), ts.ink.take(va), ts.y[va]

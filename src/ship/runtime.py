@@ -165,7 +165,7 @@ def hardware_args(comp: Competition, user_args: list[str], gpus=None) -> list[st
     """The flags a training kernel adds to the user's: --strategy auto, and --mixed-precision when
     every visible GPU has tensor cores (kit.distribute.choose), each only where the user's
     --train-args did not set it (a flag the user typed is obeyed). Says what it chose, and on a
-    CPU what the fold will choose (kit.distribute.auto_speed)."""
+    CPU what the fold will choose (kit.distribute.auto_speed: float32, with or without XLA)."""
     from ..kit import configio, distribute
     from ..kit import cv as kit_cv
 
