@@ -47,8 +47,8 @@ def auto_speed(gpus: list, flags: set[str]) -> tuple[bool, bool, str]:
 
     A GPU: XLA, and float16 where every GPU has tensor cores (choose). A CPU with AMX-BF16 (Intel
     Sapphire Rapids and later): float32 without XLA, as oneDNN's convolutions there outrun XLA's
-    CPU code (benchmarks.step_time, 2026-12-06: the width-32 FAT2019 step 0.66 s against 1.11 s
-    with XLA). bfloat16 (--mixed-precision) is faster again there (0.44 s) but not the default: five
+    CPU code (benchmarks.step_time, 2026-12-06: the width-32 FAT2019 step 0.59 s against 0.86 s
+    with XLA). bfloat16 (--mixed-precision) is faster again there (0.43 s) but not the default: five
     FAT2019 folds scored 0.9250 out of fold in bfloat16 against 0.9322 in float32, the same day.
     Another CPU: float32 with XLA, which fuses the batch-norm and ReLU passes (2x faster on the
     EPYC measured 2026-11-30)."""
