@@ -59,7 +59,8 @@ TINY_FLAGS = ["--sample-rate", "16000", "--n-mels", "32", "--n-fft", "512", "--h
               "--crop-frames", "32", "--width", "4", "--blocks", "2", "--epochs", "2", "--batch-size", "8",
               "--n-folds", "3", "--workers", "1", "--min-seconds", "0.3", "--no-jit"]
 # --no-jit: XLA's compile (~7 s a model here) outweighs a two-epoch run; the demo fixtures below and
-# test_distribute's XLA test keep the default (--jit) path covered. Trainings in pytest's own process
+# test_distribute's XLA test keep the default path covered (XLA or not, as kit.distribute.auto_speed
+# picks for the CPU). Trainings in pytest's own process
 # that test a fold's life (kills, resumes, refusals) add --eager: tracing the train step costs ~4 s a
 # model there, the steps a few ms; the session's shared runs (fat_tiny_runs, qd_tiny_run, the demo
 # runs, the kernels) train through traced graphs, as users do.
@@ -427,7 +428,7 @@ def _qd_demo_run(folder):
 
 @pytest.fixture(scope="session")
 def fat_demo_run(background):
-    """src.cv --fold 0 on the built-in FAT2019 demo (generated; the default --jit path), in its
+    """src.cv --fold 0 on the built-in FAT2019 demo (generated; the default precision and XLA for this CPU), in its
     own folder: for the tests that need a model that learned (marked slow, see below)."""
     import pathlib
 

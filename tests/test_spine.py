@@ -84,7 +84,7 @@ def test_explicit_epochs_turn_the_small_data_stretch_off():
     cfg, given = kit_cv.epochs_rule(QDConfig(epochs=2), {"epochs": 2})
     assert (cfg.epochs, cfg.min_steps, given) == (2, 0, {"epochs": 2, "min_steps": 0})
     cfg, given = kit_cv.epochs_rule(QDConfig(), {})
-    assert (cfg.epochs, cfg.min_steps, given) == (15, 300, {})
+    assert (cfg.epochs, cfg.min_steps, given) == (15, 600, {})
 
 
 def test_the_plan_line_says_when_min_steps_stretched_the_epochs(tmp_path, capsys):
@@ -207,7 +207,7 @@ def qd_two_runs(background):
 
 @pytest.mark.slow
 def test_epochs_given_means_that_many_epochs(qd_two_runs):
-    """--epochs 2 with the default --min-steps 300 (which would stretch it to 150 epochs here)."""
+    """--epochs 2 with the default --min-steps 600 (which would stretch it to many more epochs here)."""
     for k in (0, 1):
         hist = pd.read_csv(one(str(qd_two_runs / "work" / "*" / "cnn" / f"fold{k}" / "history.csv")))
         assert hist["epoch"].tolist() == [1, 2]
