@@ -96,6 +96,32 @@ def test_stats_model_fits_predicts_and_round_trips_its_weights(tmp_path):
         StatsModel(8, 3).load_weights(str(tmp_path / "junk.h5"))
 
 
+def test_stats_mixtures_are_union_labelled_lower_weighted_mixes_of_two_clips():
+    """--model stats --mix-clips: each chosen clip adds the statistics of its mixture with another
+    training clip (mixval.mix_whole: the shorter one silent past its end), targets the union."""
+    from src.fat2019 import mixval
+    from src.fat2019.stats_train import mixture_rows
+    rng = np.random.default_rng(1)
+    specs = [rng.uniform(0, 1, (6, 10 + 3 * i)).astype(np.float32) for i in range(40)]
+    y = np.eye(4, dtype=np.float32)[np.arange(40) % 4]
+    w = np.where(np.arange(40) < 20, 1.0, 0.5).astype(np.float32)
+    x, ym, wm = mixture_rows(specs, y, w, 0.5, 6.0, seed=3)
+    assert 10 <= len(x) <= 30 and x.shape[1] == clipstats.n_stats(6) and len(ym) == len(wm) == len(x)
+    # replay the draws: which clips, which partners, which gains
+    r = np.random.default_rng(3)
+    chosen = np.flatnonzero(r.random(40) < 0.5)
+    partner = (np.arange(40) + r.integers(1, 40, size=40)) % 40
+    gains = r.uniform(-6.0, 6.0, size=40)
+    assert len(chosen) == len(x) and (partner[chosen] != chosen).all()
+    np.testing.assert_array_equal(ym, np.maximum(y[chosen], y[partner[chosen]]))
+    np.testing.assert_array_equal(wm, np.minimum(w[chosen], w[partner[chosen]]))
+    i, j = chosen[0], partner[chosen[0]]
+    np.testing.assert_allclose(x[0], clipstats.clip_stats(mixval.mix_whole(specs[i], specs[j], gains[i])))
+    assert (ym.sum(axis=1) >= 1).all() and (ym.sum(axis=1) == 2).any()             # some pairs differ
+    assert len(mixture_rows(specs, y, w, 0.0, 6.0, seed=3)[0]) == 0
+    np.testing.assert_array_equal(mixture_rows(specs, y, w, 0.5, 6.0, seed=3)[0], x)  # deterministic
+
+
 # ----------------------------------------------------------------------------- a stats fold
 
 def test_a_stats_fold_trains_through_the_fold_runner_and_reloads(tiny, capsys):

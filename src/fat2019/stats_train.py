@@ -15,7 +15,7 @@ from ..kit import configio
 from ..kit.errors import KitError
 from ..kit.fold_runner import EpochScore, FoldRun
 from ..kit.metrics import lwlrap
-from . import clipstats, data as fat_data
+from . import clipstats, data as fat_data, mixval
 from .config import FatConfig
 from .infer import predict_clips
 from .statsmodel import StatsModel
@@ -26,11 +26,30 @@ def check_flags(cfg: FatConfig) -> None:
     if cfg.noisy == "finetune":
         raise KitError("--model stats --noisy finetune: one fit has no last epochs to fine-tune on curated clips; "
                        "use --noisy weighted, all or none")
-    if cfg.mix_clips:
-        raise KitError("--model stats --mix-clips: mix-and-union mixes training crops of the networks; the stats "
-                       "model fits whole clips")
     if cfg.stats_c <= 0:
         raise KitError(f"--stats-c {cfg.stats_c}: the inverse regularisation must be positive")
+
+
+def mixture_rows(specs, y: np.ndarray, w: np.ndarray, p: float, max_gain_db: float,
+                 seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """--mix-clips for the stats model: extra training rows, the statistics of whole-clip mixtures.
+
+    One fit sees every clip once, so a mixture is added beside its clips rather than replacing a
+    crop as in the networks' batches: each clip, with probability `p`, is mixed with another
+    training clip (any other, as the networks' batches pair them) at a gain uniform in
+    +-`max_gain_db`; targets the union, weight the lower of the two. Returns (statistics, targets,
+    weights) of the mixtures, in clip order; deterministic for a seed."""
+    n = len(specs)
+    rng = np.random.default_rng(seed)
+    chosen = rng.random(n) < p
+    partner = (np.arange(n) + rng.integers(1, max(n, 2), size=n)) % n
+    gains = rng.uniform(-max_gain_db, max_gain_db, size=n)
+    idx = np.flatnonzero(chosen) if n > 1 else np.zeros(0, int)
+    d = clipstats.n_stats(np.asarray(specs[0]).shape[0]) if n else 0
+    x = np.zeros((len(idx), d))
+    for r, i in enumerate(idx):
+        x[r] = clipstats.clip_stats(mixval.mix_whole(np.asarray(specs[i]), np.asarray(specs[partner[i]]), gains[i]))
+    return x, np.maximum(y[idx], y[partner[idx]]), np.minimum(w[idx], w[partner[idx]])
 
 
 def train_stats_fold(run: FoldRun, cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool,
@@ -48,15 +67,21 @@ def train_stats_fold(run: FoldRun, cfg: FatConfig, data: fat_data.FatData, fold:
     plan = run.plan({**configio.to_dict(cfg), **run_meta(data, inputs.folds_sha1)}, 1, resume,
                     f"fold {fold}: stats model (whole-clip statistics, logistic regression C={cfg.stats_c}) on "
                     f"{n_train} clips ({inputs.n_noisy} noisy, --noisy {cfg.noisy}), validate {len(inputs.val)} "
-                    f"curated clips, skipped {len(inputs.skipped)} unusable", restart=restart)
+                    f"curated clips, skipped {len(inputs.skipped)} unusable"
+                    + (f", plus mixtures of about {cfg.mix_clips:.0%} of them (--mix-clips)" if cfg.mix_clips else ""),
+                    restart=restart)
     if plan is None:
         return run.finished_metrics()
     model = StatsModel(cfg.n_features, len(data.labels))
     if run.epoch == 0:
         t0 = time.time()
         keep = inputs.weights > 0                  # --noisy weighted with --noisy-weight 0: left out
-        x = clipstats.stack(inputs.train.take(np.flatnonzero(keep)))
-        loss = model.fit(x, inputs.y_train[keep], inputs.weights[keep], cfg.stats_c)
+        train = inputs.train.take(np.flatnonzero(keep))
+        x, y, w = clipstats.stack(train), inputs.y_train[keep], inputs.weights[keep]
+        if cfg.mix_clips > 0:
+            xm, ym, wm = mixture_rows(train, y, w, cfg.mix_clips, cfg.mix_gain_db, cfg.seed * 1000 + fold)
+            x, y, w = np.concatenate([x, xm]), np.concatenate([y, ym]), np.concatenate([w, wm])
+        loss = model.fit(x, y, w, cfg.stats_c)
         scores = predict_clips(model, inputs.val, cfg)
         oof = pd.DataFrame(scores, columns=data.labels)
         oof.insert(0, "fname", inputs.val.fnames)
