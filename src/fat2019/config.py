@@ -74,7 +74,8 @@ class FatConfig(RunConfig):
     mixup_alpha: float = field(0.0, "mixup Beta(alpha, alpha); 0 turns mixup off")
     mix_clips: float = field(0.0, "mix-and-union: the probability that a training crop is mixed with another "
                                   "clip's (mel powers added, targets the union of both labels), as the test's "
-                                  "multi-label clips are; log-mel only; 0 = off")
+                                  "multi-label clips are (--model stats: mixtures of whole clips added beside "
+                                  "them); log-mel only; 0 = off")
     mix_gain_db: float = field(6.0, "--mix-clips: the partner clip's level, uniform within +-this many dB")
     spec_augment: bool = field(False, "random time and frequency masks on training crops (off by default: "
                                            "the ablation scored it lower out-of-fold)")
