@@ -15,7 +15,7 @@ from ..kit import configio
 from ..kit.errors import KitError
 from ..kit.fold_runner import EpochScore, FoldRun
 from ..kit.metrics import lwlrap
-from . import clipstats, data as fat_data, mixval
+from . import clipstats, data as fat_data, mixval, transforms
 from .config import FatConfig
 from .infer import predict_clips
 from .statsmodel import StatsModel
@@ -40,10 +40,7 @@ def mixture_rows(specs, y: np.ndarray, w: np.ndarray, p: float, max_gain_db: flo
     +-`max_gain_db`; targets the union, weight the lower of the two. Returns (statistics, targets,
     weights) of the mixtures, in clip order; deterministic for a seed."""
     n = len(specs)
-    rng = np.random.default_rng(seed)
-    chosen = rng.random(n) < p
-    partner = (np.arange(n) + rng.integers(1, max(n, 2), size=n)) % n
-    gains = rng.uniform(-max_gain_db, max_gain_db, size=n)
+    chosen, partner, gains = transforms.mix_draws(n, p, max_gain_db, np.random.default_rng(seed))
     idx = np.flatnonzero(chosen) if n > 1 else np.zeros(0, int)
     d = clipstats.n_stats(np.asarray(specs[0]).shape[0]) if n else 0
     x = np.zeros((len(idx), d))

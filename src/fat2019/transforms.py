@@ -116,6 +116,17 @@ def mix_logmel(a: np.ndarray, b: np.ndarray, gain_db: float) -> np.ndarray:
     return ((db + DB_SCALE) / DB_SCALE).astype(a.dtype)
 
 
+def mix_draws(n: int, p: float, max_gain_db: float,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mix-and-union's random draws for n examples: which are mixed (probability `p`), each one's
+    partner (another example, never itself for n > 1) and relative gain (uniform in
+    +-`max_gain_db`). Shared by the networks' batches and the stats model's whole clips."""
+    chosen = rng.random(n) < p
+    partner = (np.arange(n) + rng.integers(1, max(n, 2), size=n)) % n
+    gains = rng.uniform(-max_gain_db, max_gain_db, size=n)
+    return chosen, partner, gains
+
+
 def mix_and_union(x: np.ndarray, y: np.ndarray, w: np.ndarray, p: float, max_gain_db: float,
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """With probability `p` an example becomes the mixture of itself and another example of the
@@ -124,9 +135,7 @@ def mix_and_union(x: np.ndarray, y: np.ndarray, w: np.ndarray, p: float, max_gai
     (a mixture is no more trustworthy than its noisier part). x: (B, features, frames); y: 0/1
     targets (B, C); w: (B,)."""
     n = len(x)
-    chosen = rng.random(n) < p
-    partner = (np.arange(n) + rng.integers(1, max(n, 2), size=n)) % n      # never itself (for n > 1)
-    gains = rng.uniform(-max_gain_db, max_gain_db, size=n)
+    chosen, partner, gains = mix_draws(n, p, max_gain_db, rng)
     if n < 2 or not chosen.any():
         return x, y, w
     mx, my, mw = x.copy(), y.copy(), w.copy()       # partners are read from the unmixed batch
