@@ -52,6 +52,10 @@ class FatConfig(RunConfig):
                                 "best out-of-fold of 1, 0.1, 0.01 on the real recordings)")
     weights: str = field("", "vgg19 body weights: a .h5/.weights.h5 file, 'imagenet' (download), 'none' "
                              "(random init); default: $VGG19_WEIGHTS, the Keras cache, /kaggle/input/*/")
+    init_from: str = field("", "networks: start from a trained fold's weights (its folder, or a run folder: its "
+                               "first finished fold; e.g. a run on other recordings): every layer of the same "
+                               "shape is copied, a head over other labels starts fresh. Its data must not hold "
+                               "these clips (the same dataset on other folds is refused)")
     vgg_input: str = field("repeat", "vgg19 input channels: the log-mel repeated, or log-mel + delta + "
                                      "delta-delta", ["repeat", "deltas"])
     unfreeze: int = field(0, "vgg19: fine-tune the last N of its 5 conv blocks after the head converged")

@@ -26,6 +26,9 @@ def check_flags(cfg: FatConfig) -> None:
     if cfg.noisy == "finetune":
         raise KitError("--model stats --noisy finetune: one fit has no last epochs to fine-tune on curated clips; "
                        "use --noisy weighted, all or none")
+    if cfg.init_from:
+        raise KitError(f"--model stats --init-from {cfg.init_from}: a stats fit has no network weights to start "
+                       f"from; --init-from is for --model cnn and vgg19")
     if cfg.stats_c <= 0:
         raise KitError(f"--stats-c {cfg.stats_c}: the inverse regularisation must be positive")
 

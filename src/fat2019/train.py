@@ -15,7 +15,7 @@ from . import data as fat_data, features, folds as fat_folds, models
 from .config import COMPETITION, FatConfig
 from .pipeline import training_dataset
 from .features import FeatureSet
-from ..kit import configio, runs
+from ..kit import configio, runs, transfer
 from ..kit.flops import training_gflop
 from ..kit import distribute
 from ..kit.distribute import quiet_tensorflow
@@ -129,6 +129,8 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
 
             return train_stats_fold(run, cfg, data, fold, resume, restart)
         inputs = fold_inputs(cfg, data, fold)          # may stop with a clear error: nothing written yet
+        if cfg.init_from:
+            transfer.checked_source(cfg.init_from, data.name, fold, inputs.folds_sha1)
         n_train = len(inputs.train)
         steps = cfg.steps_per_epoch or max(1, n_train // cfg.batch_size)
         plan = run.plan({**configio.to_dict(cfg), **run_meta(data, inputs.folds_sha1)}, steps, resume,
@@ -145,6 +147,10 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
 
         def build():
             m = models.build(cfg, len(data.labels), pretrained=True)
+            if cfg.init_from:
+                from .competition import load_model
+
+                print(transfer.init_from(m, cfg.init_from, load_model, data.name, fold, inputs.folds_sha1), flush=True)
             m.compile(optimizer=keras.optimizers.AdamW(_schedule(cfg, steps, epochs), weight_decay=cfg.weight_decay),
                       loss=models.loss(cfg))
             return m

@@ -60,6 +60,10 @@ class QDConfig(RunConfig):
     cnn_filters: int = field(32, "CNNs: filters of the first block (doubling per block)")
     cnn_blocks: int = field(4, "CNNs: conv blocks (each halves the resolution)")
     dropout: float = field(0.3, "dropout before the classifier")
+    init_from: str = field("", "start from a trained fold's weights (its folder, or a run folder: its first "
+                               "finished fold; e.g. a run on other categories): every layer of the same shape "
+                               "is copied, a classifier over other categories starts fresh. Its data must not "
+                               "hold these drawings (the same dataset on other folds is refused)")
     # training
     epochs: int = field(15, "max epochs (on big data; see --min-steps)")
     min_steps: int = field(600, "train at least this many batches: on small data more epochs (patience "

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..kit import configio, runs
+from ..kit import configio, runs, transfer
 from ..kit.distribute import quiet_tensorflow
 from ..kit.flops import training_gflop
 from ..kit.fold_runner import EpochScore, FoldRun, fit_verbosity
@@ -54,6 +54,8 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
         tr, va = np.nonzero(folds != fold)[0], np.nonzero(folds == fold)[0]
         n_classes = len(ts.words)
         steps = max(1, -(-len(tr) // cfg.batch_size))
+        if cfg.init_from:
+            transfer.checked_source(cfg.init_from, dataset, fold, folds_sha1)   # refused before anything is written
         mirror = "on" if cfg.flips_at_test else "off"
         if cfg.tta_flip is None:
             mirror += f" (the default for {'sequence' if cfg.is_sequence else 'raster'} models)"
@@ -72,6 +74,10 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
 
         def build():
             m = models.build_model(cfg, n_classes)
+            if cfg.init_from:
+                from .competition import load_model
+
+                print(transfer.init_from(m, cfg.init_from, load_model, dataset, fold, folds_sha1), flush=True)
             sched = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=epochs * steps, alpha=0.02)
             m.compile(optimizer=keras.optimizers.Adam(sched),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing), metrics=["accuracy"])

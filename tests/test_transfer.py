@@ -1,0 +1,92 @@
+"""--init-from (kit.transfer): layers copied in graph order where shapes agree, a head over other
+labels left fresh, sources that saw this fold's validation samples refused; end to end on the
+Quick Draw demo from the session's tiny run."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import QD_TINY_CNN, one
+from src.kit import runs, transfer
+from src.kit.errors import KitError
+
+
+def _net(n_out: int, width: int = 4, name_offset: int = 0):
+    import keras
+
+    inp = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(width, 3, padding="same")(inp)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(n_out, activation="softmax")(x)
+    return keras.Model(inp, out)
+
+
+def test_copy_matching_copies_the_body_and_leaves_another_head_fresh():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    src, dst = _net(5), _net(3)                       # same body, a head over 5 vs 3 labels
+    head_before = dst.layers[-1].get_weights()[0].copy()
+    copied, fresh = transfer.copy_matching(dst, src)
+    assert copied == 2 and len(fresh) == 1 and fresh[0].startswith("Dense (4, 3) (source (4, 5))")
+    for t, s in zip(dst.layers[1:3], src.layers[1:3]):         # Conv2D and BatchNormalization (its 4 arrays)
+        for a, b in zip(t.get_weights(), s.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(dst.layers[-1].get_weights()[0], head_before)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype("float32")
+    body = keras.Model(dst.input, dst.layers[-2].output), keras.Model(src.input, src.layers[-2].output)
+    np.testing.assert_allclose(body[0](x), body[1](x), rtol=1e-6)     # the copied body computes the same
+
+
+def test_copy_matching_refuses_another_architecture():
+    import keras
+
+    inp = keras.Input((8, 8, 1))
+    other = keras.Model(inp, keras.layers.Dense(3)(keras.layers.Flatten()(inp)))
+    with pytest.raises(KitError, match="another architecture"):
+        transfer.copy_matching(_net(3), other)
+
+
+def _fold(tmp_path, run="cnn", fold=0, dataset="d", sha="s"):
+    path = tmp_path / run / f"fold{fold}"
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"dataset": dataset, "folds_sha1": sha, "labels": ["a"]}))
+    (path / "metrics.json").write_text("{}")
+    (path / runs.WEIGHTS).write_text("")
+    return path
+
+
+def test_source_fold_and_leak_check(tmp_path):
+    _fold(tmp_path, fold=1)
+    src = transfer.source_fold(str(tmp_path / "cnn"))            # a run folder: its first finished fold
+    assert src.fold == 1 and src.run == "cnn"
+    transfer.check_no_leak(src, "d", 1, "s")                     # the same fold of the same folds: fine
+    transfer.check_no_leak(src, "other", 0, "x")                 # other data: the user's word
+    with pytest.raises(KitError, match="fold 1 held out.*fold 0's validation"):
+        transfer.check_no_leak(src, "d", 0, "s")
+    with pytest.raises(KitError, match="other folds"):
+        transfer.check_no_leak(src, "d", 1, "t")
+    with pytest.raises(KitError, match="no such folder"):
+        transfer.source_fold(str(tmp_path / "nowhere"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(KitError, match="no finished fold"):
+        transfer.source_fold(str(tmp_path / "empty"))
+
+
+def test_quickdraw_fold_starts_from_a_trained_fold(qd_tiny, capsys):
+    """The tiny run's fold 0 starts a new run's fold 0 (every layer copied); fold 1 would have
+    validated on drawings that fold 0 trained on: refused before anything is written."""
+    from src.quickdraw import cv
+
+    src = one(str(qd_tiny / "work" / "demo-quickdraw-*" / "cnn" / "fold0"))
+    flags = QD_TINY_CNN + ["--name", "warm", "--eager", "--init-from", os.path.dirname(src)]
+    assert cv.main(["--fold", "1"] + flags) == 2
+    assert "optimistic" in capsys.readouterr().err
+    assert not os.path.exists(os.path.join(os.path.dirname(os.path.dirname(src)), "warm", "fold1"))
+    assert cv.main(["--fold", "0"] + flags) == 0
+    out = capsys.readouterr().out
+    assert f"initialised from {src} (demo-quickdraw" in out and "layers copied" in out and "fresh" not in out
+    cfg = json.load(open(os.path.join(os.path.dirname(os.path.dirname(src)), "warm", "fold0", "config.json")))
+    assert cfg["init_from"] == os.path.dirname(src)
