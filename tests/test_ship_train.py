@@ -429,6 +429,9 @@ def test_parallel_is_capped_and_flags_are_checked(tmp_path, monkeypatch, capsys)
     assert kernels.main(["train", "freesound", "--owner", USER, "--data-dir", "fat", "--train-args",
                          "--n-folds 3"]) == 2
     assert "has 2 folds but the training would use --n-folds 3" in capsys.readouterr().err
+    assert kernels.main(["train", "freesound", "--owner", USER, "--data-dir", "fat", "--train-args",
+                         "--init-from work/x/cnn/fold0"]) == 2
+    assert "--init-from work/x/cnn/fold0: a folder on this machine" in capsys.readouterr().err
     assert not (tmp_path / "kernels").exists()
 
 

@@ -76,6 +76,9 @@ def settings(comp: Competition, args) -> dict:
     given = configio.given(comp.config_cls, parsed)
     if "--fold" in user or any(a.startswith("--fold=") for a in user):
         raise KitError("--train-args: give the folds with --folds, not --fold")
+    if given.get("init_from"):
+        raise KitError(f"--train-args --init-from {given['init_from']}: a folder on this machine, which the Kaggle "
+                       f"session cannot see; train with --init-from locally (Kaggle training starts fresh)")
     if "resume" in vars(parsed) and (parsed.resume or parsed.restart):
         raise KitError("--train-args: --resume/--restart mean nothing in a fresh Kaggle session")
     if args.run:
