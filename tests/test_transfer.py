@@ -64,6 +64,8 @@ def test_source_fold_and_leak_check(tmp_path):
     assert src.fold == 1 and src.run == "cnn"
     transfer.check_no_leak(src, "d", 1, "s")                     # the same fold of the same folds: fine
     transfer.check_no_leak(src, "other", 0, "x")                 # other data: the user's word
+    with pytest.raises(KitError, match="fold 1 held out"):
+        transfer.check_no_leak(src, "renamed", 0, "s")           # the same folds file under another name
     with pytest.raises(KitError, match="fold 1 held out.*fold 0's validation"):
         transfer.check_no_leak(src, "d", 0, "s")
     with pytest.raises(KitError, match="other folds"):
@@ -90,3 +92,20 @@ def test_quickdraw_fold_starts_from_a_trained_fold(qd_tiny, capsys):
     assert f"initialised from {src} (demo-quickdraw" in out and "layers copied" in out and "fresh" not in out
     cfg = json.load(open(os.path.join(os.path.dirname(os.path.dirname(src)), "warm", "fold0", "config.json")))
     assert cfg["init_from"] == os.path.dirname(src)
+
+
+def test_fat2019_fold_starts_from_a_trained_fold(fat_tiny, capsys):
+    """FAT2019: the tiny run's fold 2 starts a new run's fold 2 (every layer copied); a deeper
+    network (--blocks 3) and another fold (it trained on fold 2's clips) are refused."""
+    from conftest import TINY_FLAGS
+    from src import cv
+
+    src = one("work/fat-*/cnn/fold2")
+    flags = ["--data-dir", "fat", *TINY_FLAGS, "--eager", "--fold", "2", "--epochs", "1", "--init-from", src]
+    assert cv.main(flags + ["--name", "warm"]) == 0
+    out = capsys.readouterr().out
+    assert f"initialised from {src}" in out and "layers copied" in out and "fresh" not in out
+    assert cv.main(flags + ["--name", "deeper", "--blocks", "3"]) == 2
+    assert "another architecture" in capsys.readouterr().err
+    assert cv.main(flags[:-6] + ["--fold", "0", "--epochs", "1", "--init-from", src, "--name", "leak"]) == 2
+    assert "optimistic" in capsys.readouterr().err

@@ -39,8 +39,10 @@ def source_fold(path: str) -> runs.Fold:
 
 def check_no_leak(src: runs.Fold, dataset: str, fold: int, folds_sha1: str) -> None:
     """Refuse a source that trained on this fold's validation samples: the same dataset split
-    another way, or another fold of the same split (its out-of-fold scores would be optimistic)."""
-    if src.config.get("dataset") != dataset:
+    another way, or another fold of the same split (its out-of-fold scores would be optimistic).
+    The same data is known by its dataset name or by its folds file (a copy of the data at another
+    path has another name but the same folds)."""
+    if src.config.get("dataset") != dataset and src.config.get("folds_sha1") != folds_sha1:
         return              # other data: the user vouches that it holds none of these samples (see --help)
     if src.config.get("folds_sha1") != folds_sha1 or src.fold != fold:
         raise KitError(f"--init-from {src.path}: trained on dataset {dataset!r} with "
