@@ -53,7 +53,7 @@ def _fold(tmp_path, run="cnn", fold=0, dataset="d", sha="s"):
     path = tmp_path / run / f"fold{fold}"
     path.mkdir(parents=True)
     (path / "config.json").write_text(json.dumps({"dataset": dataset, "folds_sha1": sha, "labels": ["a"]}))
-    (path / "metrics.json").write_text("{}")
+    (path / "metrics.json").write_text(json.dumps({"run": run, "fold": fold}))      # as a finished fold writes it
     (path / runs.WEIGHTS).write_text("")
     return path
 

@@ -129,8 +129,7 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
 
             return train_stats_fold(run, cfg, data, fold, resume, restart)
         inputs = fold_inputs(cfg, data, fold)          # may stop with a clear error: nothing written yet
-        if cfg.init_from:
-            transfer.checked_source(cfg.init_from, data.name, fold, inputs.folds_sha1)
+        source = transfer.checked_source(cfg.init_from, data.name, fold, inputs.folds_sha1) if cfg.init_from else None
         n_train = len(inputs.train)
         steps = cfg.steps_per_epoch or max(1, n_train // cfg.batch_size)
         plan = run.plan({**configio.to_dict(cfg), **run_meta(data, inputs.folds_sha1)}, steps, resume,
@@ -147,10 +146,10 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
 
         def build():
             m = models.build(cfg, len(data.labels), pretrained=True)
-            if cfg.init_from:
+            if source is not None:
                 from .competition import load_model
 
-                print(transfer.init_from(m, cfg.init_from, load_model, data.name, fold, inputs.folds_sha1), flush=True)
+                print(transfer.init_from(m, source, load_model), flush=True)
             m.compile(optimizer=keras.optimizers.AdamW(_schedule(cfg, steps, epochs), weight_decay=cfg.weight_decay),
                       loss=models.loss(cfg))
             return m

@@ -26,13 +26,12 @@ def source_fold(path: str) -> runs.Fold:
                        f"e.g. work/<dataset>/<run>/fold0, or its run folder)")
     candidates = [path]
     if not os.path.isfile(os.path.join(path, "metrics.json")):
-        candidates = sorted((os.path.join(path, d) for d in os.listdir(path)
-                             if d.startswith("fold") and d[4:].isdigit()), key=lambda d: int(d.rsplit("fold", 1)[1]))
+        candidates = sorted((os.path.join(path, d) for d in os.listdir(path) if d.startswith("fold") and d[4:].isdigit()),
+                            key=lambda d: int(os.path.basename(d)[4:]))
     for c in candidates:
         if all(os.path.isfile(os.path.join(c, f)) for f in ("metrics.json", "config.json", runs.WEIGHTS)):
-            fold = int(os.path.basename(c)[4:]) if os.path.basename(c)[4:].isdigit() else -1
-            return runs.Fold(os.path.basename(os.path.dirname(c)), fold, c, read_json(os.path.join(c, "config.json")),
-                             read_json(os.path.join(c, "metrics.json")))
+            metrics = read_json(os.path.join(c, "metrics.json"))         # a finished fold's: its run and fold
+            return runs.Fold(metrics["run"], int(metrics["fold"]), c, read_json(os.path.join(c, "config.json")), metrics)
     raise KitError(f"--init-from {path}: no finished fold there (a fold folder holds metrics.json, config.json "
                    f"and {runs.WEIGHTS}: train it first)")
 
@@ -82,11 +81,9 @@ def checked_source(path: str, dataset: str, fold: int, folds_sha1: str) -> runs.
     return src
 
 
-def init_from(model, path: str, load_model: Callable[[runs.Fold], Any], dataset: str, fold: int,
-              folds_sha1: str) -> str:
-    """Copy the weights of the trained fold at `path` into `model` (see copy_matching); returns
-    the line the fold prints. Refuses a source that would leak validation samples or fits nothing."""
-    src = checked_source(path, dataset, fold, folds_sha1)
+def init_from(model, src: runs.Fold, load_model: Callable[[runs.Fold], Any]) -> str:
+    """Copy the weights of the trained fold `src` (from checked_source) into `model` (see
+    copy_matching); returns the line the fold prints. Refuses a source that fits nothing."""
     try:
         copied, fresh = copy_matching(model, load_model(src))
     except KitError as e:

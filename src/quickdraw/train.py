@@ -54,8 +54,8 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
         tr, va = np.nonzero(folds != fold)[0], np.nonzero(folds == fold)[0]
         n_classes = len(ts.words)
         steps = max(1, -(-len(tr) // cfg.batch_size))
-        if cfg.init_from:
-            transfer.checked_source(cfg.init_from, dataset, fold, folds_sha1)   # refused before anything is written
+        # --init-from: its source is refused (missing, leaking) before anything is written
+        source = transfer.checked_source(cfg.init_from, dataset, fold, folds_sha1) if cfg.init_from else None
         mirror = "on" if cfg.flips_at_test else "off"
         if cfg.tta_flip is None:
             mirror += f" (the default for {'sequence' if cfg.is_sequence else 'raster'} models)"
@@ -74,10 +74,10 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
 
         def build():
             m = models.build_model(cfg, n_classes)
-            if cfg.init_from:
+            if source is not None:
                 from .competition import load_model
 
-                print(transfer.init_from(m, cfg.init_from, load_model, dataset, fold, folds_sha1), flush=True)
+                print(transfer.init_from(m, source, load_model), flush=True)
             sched = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=epochs * steps, alpha=0.02)
             m.compile(optimizer=keras.optimizers.Adam(sched),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing), metrics=["accuracy"])
