@@ -47,6 +47,10 @@ def test_copy_matching_refuses_another_architecture():
     other = keras.Model(inp, keras.layers.Dense(3)(keras.layers.Flatten()(inp)))
     with pytest.raises(KitError, match="another architecture"):
         transfer.copy_matching(_net(3), other)
+    with pytest.raises(KitError, match="not a network .StatsModel"):
+        from src.fat2019.statsmodel import StatsModel
+
+        transfer.copy_matching(_net(3), StatsModel(4, 3))
 
 
 def _fold(tmp_path, run="cnn", fold=0, dataset="d", sha="s"):

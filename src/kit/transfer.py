@@ -58,6 +58,9 @@ def copy_matching(target, source) -> tuple[int, list[str]]:
     """Copy `source`'s weights into `target` layer by layer in graph order wherever the shapes
     agree; returns (layers copied, descriptions of the layers left fresh). Both must be the same
     architecture up to layer sizes: the same kinds of layers with weights, in the same order."""
+    if not hasattr(source, "layers"):
+        raise KitError(f"the source is not a network ({type(source).__name__}, e.g. a --model stats run): "
+                       f"start from a fold of a network run")
     t_layers, s_layers = _weighted(target), _weighted(source)
     kinds = ([type(la).__name__ for la in t_layers], [type(la).__name__ for la in s_layers])
     if kinds[0] != kinds[1]:
