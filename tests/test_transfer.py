@@ -79,6 +79,9 @@ def test_source_fold_and_leak_check(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(KitError, match="no finished fold"):
         transfer.source_fold(str(tmp_path / "empty"))
+    (tmp_path / "cnn" / "fold1" / "metrics.json").write_text('{"run": "cnn"')     # truncated by a crash
+    with pytest.raises(KitError, match="fold1's metrics.json/config.json unreadable"):
+        transfer.source_fold(str(tmp_path / "cnn"))
 
 
 def test_quickdraw_fold_starts_from_a_trained_fold(qd_tiny, capsys):

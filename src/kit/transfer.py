@@ -30,8 +30,12 @@ def source_fold(path: str) -> runs.Fold:
                             key=lambda d: int(os.path.basename(d)[4:]))
     for c in candidates:
         if all(os.path.isfile(os.path.join(c, f)) for f in ("metrics.json", "config.json", runs.WEIGHTS)):
-            metrics = read_json(os.path.join(c, "metrics.json"))         # a finished fold's: its run and fold
-            return runs.Fold(metrics["run"], int(metrics["fold"]), c, read_json(os.path.join(c, "config.json")), metrics)
+            try:
+                metrics, config = read_json(os.path.join(c, "metrics.json")), read_json(os.path.join(c, "config.json"))
+                return runs.Fold(metrics["run"], int(metrics["fold"]), c, config, metrics)   # a finished fold's run and fold
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise KitError(f"--init-from {path}: {c}'s metrics.json/config.json unreadable or without its run "
+                               f"and fold ({e.__class__.__name__}: {e}): retrain that fold") from None
     raise KitError(f"--init-from {path}: no finished fold there (a fold folder holds metrics.json, config.json "
                    f"and {runs.WEIGHTS}: train it first)")
 
