@@ -53,6 +53,51 @@ def test_copy_matching_refuses_another_architecture():
         transfer.copy_matching(_net(3), StatsModel(4, 3))
 
 
+def test_fit_probe_is_sklearns_logistic_regression_as_a_dense_head():
+    """The head's logits give the probabilities of the standardised sklearn fit they fold in; an
+    absent class gets no weights and next to no probability; two classes and constant labels work."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3)) * [1.0, 10.0, 0.1] + [0.0, 50.0, 0.0]     # scales and offsets to fold in
+    y = (x[:, 0] > 0).astype(int) + 2 * (x[:, 1] > 50)                        # classes 0-3; class 4 absent
+    kernel, bias = transfer.fit_probe(x, y, 5, c=0.1)
+    assert kernel.shape == (3, 5) and bias.shape == (5,)
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=1000)).fit(x, y)
+    logits = x @ kernel + bias
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    np.testing.assert_allclose(p[:, :4] / p[:, :4].sum(1, keepdims=True), ref.predict_proba(x), atol=1e-5)
+    assert not kernel[:, 4].any() and p[:, 4].max() < 1e-3
+    k2, b2 = transfer.fit_probe(x, (x[:, 0] > 0).astype(int), 2)              # sklearn's one row for two classes
+    assert ((x @ k2 + b2).argmax(1) == (x[:, 0] > 0)).mean() > 0.95
+    t = np.stack([x[:, 0] > 0, np.zeros(120, bool), np.ones(120, bool)], 1)   # one learnable, two constant labels
+    k3, b3 = transfer.fit_probe(x, t, 3, multilabel=True)
+    assert ((x @ k3[:, 0] + b3[0] > 0) == t[:, 0]).mean() > 0.95
+    assert not k3[:, 1:].any() and b3[1] < -5 and b3[2] > 5
+    with pytest.raises(KitError, match="at least two classes"):
+        transfer.fit_probe(x, np.zeros(120, int), 3)
+
+
+def test_probe_head_sets_the_last_dense_layer_to_the_probe():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    net = _net(3)
+    x = np.random.default_rng(1).normal(size=(60, 8, 8, 1)).astype("float32")
+    y = np.arange(60) % 3
+    line = transfer.probe_head(net, x, y)
+    assert line.startswith("probe head: a logistic regression on 4 features of 60 training samples")
+    feats = keras.Model(net.input, net.layers[-2].output).predict(x, verbose=0)
+    kernel, bias = transfer.fit_probe(feats, y, 3)
+    np.testing.assert_allclose(net.layers[-1].get_weights()[0], kernel, rtol=1e-5, atol=1e-6)
+    logits = feats @ kernel + bias
+    want = np.exp(logits - logits.max(1, keepdims=True))
+    np.testing.assert_allclose(net.predict(x, verbose=0), want / want.sum(1, keepdims=True), atol=1e-5)
+
+
 def _fold(tmp_path, run="cnn", fold=0, dataset="d", sha="s"):
     path = tmp_path / run / f"fold{fold}"
     path.mkdir(parents=True)
@@ -90,15 +135,18 @@ def test_quickdraw_fold_starts_from_a_trained_fold(qd_tiny, capsys):
     from src.quickdraw import cv
 
     src = one(str(qd_tiny / "work" / "demo-quickdraw-*" / "cnn" / "fold0"))
-    flags = QD_TINY_CNN + ["--name", "warm", "--eager", "--init-from", os.path.dirname(src)]
+    flags = QD_TINY_CNN + ["--name", "warm", "--eager", "--init-from", os.path.dirname(src), "--probe-head"]
+    assert cv.main(["--fold", "0", "--name", "lp"] + QD_TINY_CNN + ["--probe-head"]) == 2    # nothing to probe
+    assert "--probe-head fits the classifier on pretrained features: give --init-from" in capsys.readouterr().err
     assert cv.main(["--fold", "1"] + flags) == 2
     assert "optimistic" in capsys.readouterr().err
     assert not os.path.exists(os.path.join(os.path.dirname(os.path.dirname(src)), "warm", "fold1"))
     assert cv.main(["--fold", "0"] + flags) == 0
     out = capsys.readouterr().out
     assert f"initialised from {src} (demo-quickdraw" in out and "layers copied" in out and "fresh" not in out
+    assert "probe head: a logistic regression on " in out        # then the classifier refitted on its features
     cfg = json.load(open(os.path.join(os.path.dirname(os.path.dirname(src)), "warm", "fold0", "config.json")))
-    assert cfg["init_from"] == os.path.dirname(src)
+    assert cfg["init_from"] == os.path.dirname(src) and cfg["probe_head"] is True
 
 
 def test_fat2019_fold_starts_from_a_trained_fold(fat_tiny, capsys):

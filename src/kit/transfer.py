@@ -100,3 +100,63 @@ def init_from(model, src: runs.Fold, load_model: Callable[[runs.Fold], Any]) -> 
     return (f"initialised from {src.path} ({src.config.get('dataset')}, {len(src.labels)} labels): "
             f"{copied} of {copied + len(fresh)} layers copied"
             + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
+
+
+def fit_probe(features: np.ndarray, targets: np.ndarray, n_out: int, multilabel: bool = False,
+              c: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel (d, n_out), bias (n_out,)) of a logistic regression on `features`, in logit space,
+    for a Dense head: softmax over classes (`targets` integer classes) or one sigmoid per label
+    (`targets` a 0/1 matrix). Fitted on standardised features (C = `c`), the scaling folded into
+    the weights. A class absent from `targets` gets zero weights and a bias far below the rest; a label that
+    is always 0 (or 1) a constant logit."""
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(features, np.float64)
+    mu, sd = x.mean(0), x.std(0)
+    sd[sd < 1e-8] = 1.0
+    z = (x - mu) / sd
+    w, b = np.zeros((x.shape[1], n_out)), np.zeros(n_out)
+    if multilabel:
+        t = np.asarray(targets) > 0.5
+        for j in range(n_out):
+            if t[:, j].all() or not t[:, j].any():
+                b[j] = 6.0 if t[:, j].all() else -6.0
+                continue
+            clf = LogisticRegression(C=c, max_iter=1000).fit(z, t[:, j])
+            w[:, j], b[j] = clf.coef_[0], clf.intercept_[0]
+    else:
+        y = np.asarray(targets).astype(int)
+        present = np.unique(y)
+        if len(present) < 2:
+            raise KitError(f"a probe head needs at least two classes in the training data (found {len(present)})")
+        clf = LogisticRegression(C=c, max_iter=1000).fit(z, y)
+        coef, icpt = clf.coef_, clf.intercept_
+        if len(present) == 2:          # sklearn's one row for two classes: logits (0, z) -> (-z/2, z/2)
+            coef, icpt = np.vstack([-coef / 2, coef / 2]), np.array([-icpt[0] / 2, icpt[0] / 2])
+        b[:] = icpt.min() - 10.0      # an absent class: far below every present one
+        w[:, clf.classes_], b[clf.classes_] = coef.T, icpt
+    kernel = w / sd[:, None]
+    bias = b - mu @ kernel
+    return kernel.astype(np.float32), bias.astype(np.float32)
+
+
+def probe_head(model, inputs, targets: np.ndarray, multilabel: bool = False, batch_size: int = 256) -> str:
+    """Linear probing before fine-tuning (LP-FT): set the model's last layer (a Dense head over
+    this task's labels, left fresh by init_from) to a logistic regression fitted on the features
+    the copied layers give the training inputs. A random head's first large gradients rewrite
+    the pretrained layers; a fitted one starts fine-tuning near a good solution. Returns the line
+    the fold prints."""
+    import keras
+
+    head = model.layers[-1]
+    if not isinstance(head, keras.layers.Dense):
+        raise KitError(f"--probe-head: the model's last layer is a {type(head).__name__}, not a Dense head")
+    body = keras.Model(model.inputs, head.input)
+    feats = np.asarray(body.predict(inputs, batch_size=batch_size, verbose=0), np.float32)
+    kernel, bias = fit_probe(feats, targets, head.units, multilabel)
+    head.set_weights([kernel, bias])
+    logits = feats @ kernel + bias
+    fit = (((logits > 0) == (np.asarray(targets) > 0.5)).mean() if multilabel
+           else (logits.argmax(1) == np.asarray(targets)).mean())
+    return (f"probe head: a logistic regression on {feats.shape[1]} features of {len(feats)} training samples "
+            f"starts the classifier (training {'label' if multilabel else 'top-1'} accuracy {fit:.3f})")

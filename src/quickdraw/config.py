@@ -64,6 +64,9 @@ class QDConfig(RunConfig):
                                "finished fold; e.g. a run on other categories): every layer of the same shape "
                                "is copied, a classifier over other categories starts fresh. Its data must not "
                                "hold these drawings (the same dataset on other folds is refused)")
+    probe_head: bool = field(False, "with --init-from: the fresh classifier starts as a logistic regression "
+                                    "fitted on the copied layers' features of the fold's training drawings "
+                                    "(linear probing, then fine-tuning), not at random", absent=False)
     # training
     epochs: int = field(15, "max epochs (on big data; see --min-steps)")
     min_steps: int = field(600, "train at least this many batches: on small data more epochs (patience "

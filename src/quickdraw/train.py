@@ -10,6 +10,7 @@ import pandas as pd
 from .. import __version__
 from ..kit import configio, runs, transfer
 from ..kit.distribute import quiet_tensorflow
+from ..kit.errors import KitError
 from ..kit.flops import training_gflop
 from ..kit.fold_runner import EpochScore, FoldRun, fit_verbosity
 from ..kit.metrics import map_at_k_scores
@@ -17,7 +18,7 @@ from . import data as qd_data
 from .config import COMPETITION, QDConfig
 from .data import TrainSet
 from .infer import predict_probs, top_k
-from .pipeline import training_dataset
+from .pipeline import model_inputs, training_dataset
 
 METRIC = "val_map3"
 
@@ -55,6 +56,8 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
         n_classes = len(ts.words)
         steps = max(1, -(-len(tr) // cfg.batch_size))
         # --init-from: its source is refused (missing, leaking) before anything is written
+        if cfg.probe_head and not cfg.init_from:
+            raise KitError("--probe-head fits the classifier on pretrained features: give --init-from too")
         source = transfer.checked_source(cfg.init_from, dataset, fold, folds_sha1) if cfg.init_from else None
         mirror = "on" if cfg.flips_at_test else "off"
         if cfg.tta_flip is None:
@@ -72,12 +75,16 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
 
         setup_tf(cfg)
 
+        train_ink, val_ink, val_y = ts.ink.take(tr), ts.ink.take(va), ts.y[va]
+
         def build():
             m = models.build_model(cfg, n_classes)
             if source is not None:
                 from .competition import load_model
 
                 print(transfer.init_from(m, source, load_model), flush=True)
+                if cfg.probe_head:
+                    print(transfer.probe_head(m, model_inputs(train_ink, cfg), ts.y[tr]), flush=True)
             sched = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=epochs * steps, alpha=0.02)
             m.compile(optimizer=keras.optimizers.Adam(sched),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing), metrics=["accuracy"])
@@ -88,7 +95,6 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
                              mixed_precision=cfg.mixed_precision, eager=cfg.eager)
         gflop = training_gflop(model, cfg.batch_size)
         print(f"fold {fold}: {gflop:.2f} GFLOP a training step ({cfg.model}, batch {cfg.batch_size})", flush=True)
-        train_ink, val_ink, val_y = ts.ink.take(tr), ts.ink.take(va), ts.y[va]
         onehot = np.eye(n_classes, dtype=np.float32)[ts.y[tr]]
         val_keys = ts.key_ids[va].astype(str)
 
