@@ -66,7 +66,9 @@ class QDConfig(RunConfig):
                                "hold these drawings (the same dataset on other folds is refused)")
     probe_head: bool = field(False, "with --init-from: the fresh classifier starts as a logistic regression "
                                     "fitted on the copied layers' features of the fold's training drawings "
-                                    "(linear probing, then fine-tuning), not at random", absent=False)
+                                    "(linear probing, then fine-tuning), not at random (32 real categories, "
+                                    "pretrained on the 313 others, --lr 1e-3: out of fold 0.8273 with it, "
+                                    "0.8299 without)", absent=False)
     # training
     epochs: int = field(15, "max epochs (on big data; see --min-steps)")
     min_steps: int = field(600, "train at least this many batches: on small data more epochs (patience "
