@@ -107,8 +107,8 @@ def fit_probe(features: np.ndarray, targets: np.ndarray, n_out: int, multilabel:
     """(kernel (d, n_out), bias (n_out,)) of a logistic regression on `features`, in logit space,
     for a Dense head: softmax over classes (`targets` integer classes) or one sigmoid per label
     (`targets` a 0/1 matrix). Fitted on standardised features (C = `c`), the scaling folded into
-    the weights. A class absent from `targets` gets zero weights and a bias far below the rest; a label that
-    is always 0 (or 1) a constant logit."""
+    the weights. A class absent from `targets` gets zero weights and a bias far below the rest; a
+    label that is always 0 (or 1) a constant logit."""
     from sklearn.linear_model import LogisticRegression
 
     x = np.asarray(features, np.float64)
@@ -153,10 +153,10 @@ def probe_head(model, inputs, targets: np.ndarray, multilabel: bool = False, bat
         raise KitError(f"--probe-head: the model's last layer is a {type(head).__name__}, not a Dense head")
     body = keras.Model(model.inputs, head.input)
     feats = np.asarray(body.predict(inputs, batch_size=batch_size, verbose=0), np.float32)
+    targets = np.asarray(targets)
     kernel, bias = fit_probe(feats, targets, head.units, multilabel)
     head.set_weights([kernel, bias])
     logits = feats @ kernel + bias
-    fit = (((logits > 0) == (np.asarray(targets) > 0.5)).mean() if multilabel
-           else (logits.argmax(1) == np.asarray(targets)).mean())
+    fit = ((logits > 0) == (targets > 0.5)).mean() if multilabel else (logits.argmax(1) == targets).mean()
     return (f"probe head: a logistic regression on {feats.shape[1]} features of {len(feats)} training samples "
             f"starts the classifier (training {'label' if multilabel else 'top-1'} accuracy {fit:.3f})")
