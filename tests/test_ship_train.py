@@ -214,7 +214,10 @@ def test_imported_runs_ship_and_their_kernel_predicts_what_predict_writes(kaggle
     assert len(sub) == 4 and list(sub.columns) == list(local.columns) == ["fname", *TINY_LABELS]
     log = open("kernels/freesound/check/kernel.log").read()
     assert "unpacked to" in log and "reference outputs match" in log and "done in" in log
-    assert re.search(r"kernel: test features cached in \S*/kit-features-", log)     # not the runs' own cache
+    cache = re.search(r"kernel: test features cached in (\S*/kit-features-\S*)", log)   # not the runs' own cache
+    unpacked = re.search(r"unpacked to (\S+) in", log)
+    assert cache and unpacked
+    assert not os.path.exists(cache.group(1)) and not os.path.exists(unpacked.group(1))   # scratch, removed at the end
 
     # a staged weight changed after `dataset`: the kernel's reference check stops it, check names it
     with h5py.File("kernels/freesound/dataset/cnn.fold0.weights.h5", "r+") as f:
@@ -227,6 +230,9 @@ def test_imported_runs_ship_and_their_kernel_predicts_what_predict_writes(kaggle
     assert "error: the kernel failed (exit 1): error: run cnn fold 0" in err
     assert "refusing to write a submission" in err
     assert not os.path.exists("kernels/freesound/check/kernel-submission.csv")
+    log = open("kernels/freesound/check/kernel.log").read()
+    left = [m.group(1) for m in re.finditer(r"(?:unpacked to|test features cached in) (\S+?)(?: in |\n)", log)]
+    assert len(left) == 2 and not any(os.path.exists(p) for p in left)     # a failed kernel cleans up too
 
     # staged again after the build: refused before anything runs (Kaggle would refuse it too)
     assert kernels.main(["dataset", "freesound", "--dry-run", "--owner", USER, "--data-dir", "fat"]) == 0

@@ -156,8 +156,12 @@ def _predict(comp: Competition, root: str, build: dict) -> None:
         comp.check_test(data, args)
     blend = manifest.get("blend") or {}
     out = os.path.join(root, "working", "submission.csv")
-    predict.write_submission(comp, data, found, blend.get("weights"), blend.get("fold_mean") or "mean", out,
-                             args, load=checked(comp.load_model), strict=True, stage=stage)
+    try:
+        predict.write_submission(comp, data, found, blend.get("weights"), blend.get("fold_mean") or "mean", out,
+                                 args, load=checked(comp.load_model), strict=True, stage=stage)
+    finally:    # scratch, not an output: a local check run would leave one folder per run in /tmp
+        if getattr(args, "cache_dir", None):
+            shutil.rmtree(args.cache_dir, ignore_errors=True)
     print(f"kernel: wrote {out}", flush=True)
 
 
