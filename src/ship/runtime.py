@@ -13,6 +13,7 @@ stops the kernel before a submission is written, naming the run and fold.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import glob
 import json
@@ -152,16 +153,13 @@ def _predict(comp: Competition, root: str, build: dict) -> None:
         args = predict.defaults(comp, allow_missing=True)
         if hasattr(args, "cache_dir"):
             args.cache_dir = tempfile.mkdtemp(prefix="kit-features-")
+            atexit.register(shutil.rmtree, args.cache_dir, True)   # scratch, removed however the kernel ends
             print(f"kernel: test features cached in {args.cache_dir}", flush=True)
         comp.check_test(data, args)
     blend = manifest.get("blend") or {}
     out = os.path.join(root, "working", "submission.csv")
-    try:
-        predict.write_submission(comp, data, found, blend.get("weights"), blend.get("fold_mean") or "mean", out,
-                                 args, load=checked(comp.load_model), strict=True, stage=stage)
-    finally:    # scratch, not an output: a local check run would leave one folder per run in /tmp
-        if getattr(args, "cache_dir", None):
-            shutil.rmtree(args.cache_dir, ignore_errors=True)
+    predict.write_submission(comp, data, found, blend.get("weights"), blend.get("fold_mean") or "mean", out,
+                             args, load=checked(comp.load_model), strict=True, stage=stage)
     print(f"kernel: wrote {out}", flush=True)
 
 
