@@ -178,6 +178,29 @@ def test_training_gflop_by_hand_and_separable_blocks_cost_a_fraction():
     assert separable.predict(x, verbose=0).shape == (2, 4)
 
 
+def test_stem_stride_keeps_the_weights_at_a_quarter_of_the_compute_and_refuses_a_crop_too_small():
+    from src.fat2019.models import build
+    from src.kit import configio
+    from src.kit.flops import training_gflop
+
+    cfg = FatConfig(n_mels=32, crop_frames=32, width=8, blocks=3, jit=False)
+    plain, strided = build(cfg, 4), build(cfg.replace(stem_stride=2), 4)
+    assert strided.count_params() == plain.count_params()                  # the same weights, fewer positions
+    first = next(l for l in strided.layers if type(l).__name__ == "Conv2D")
+    assert first.strides == (2, 2) and first.output.shape[1:3] == (16, 16)
+    # every conv runs on a quarter of the positions; the head does not: (mean + max of 32 channels)
+    # -> Dense 32 -> Dense 4, 64*32 + 32*4 multiply-adds, x3 (forward, two gradients), x2 flops, batch 32
+    head = 2 * 3 * (64 * 32 + 32 * 4) * 32 / 1e9
+    assert abs(training_gflop(strided, 32) - head - (training_gflop(plain, 32) - head) / 4) < 1e-12
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 1)).astype(np.float32)
+    assert strided.predict(x, verbose=0).shape == (2, 4)
+    # 32 / (2 * 2**4) = 1 pixel left: still builds; one block more leaves none, refused by name
+    build(cfg.replace(stem_stride=2, blocks=4), 4)
+    with pytest.raises(KitError, match="--blocks 5 with --stem-stride 2 shrink each side of the crop 64 times"):
+        build(cfg.replace(stem_stride=2, blocks=5), 4)
+    assert configio.from_dict(FatConfig, {}).stem_stride == 1                # runs saved before the flag
+
+
 def test_training_gflop_of_sequence_layers_by_hand():
     """kit/flops for Quick Draw's layers: Conv1D at each time step, an LSTM's 4 gates on [input,
     state] at each step, both directions of a Bidirectional wrapper, a Dense on the final state."""

@@ -65,6 +65,8 @@ class FatConfig(RunConfig):
     blocks: int = field(4, "conv blocks")
     conv: str = field("standard", "cnn: 3x3 convolutions, or depthwise-separable ones (a fraction of the compute "
                                   "beyond the first layer)", ["standard", "separable"])
+    stem_stride: int = field(1, "cnn: stride of the first convolution; 2 runs every block on a quarter of the "
+                                "positions (a quarter of the compute, the same weights)", [1, 2], absent=1)
     dropout: float = field(0.3, "dropout before the classifier")
     epochs: int = field(80, "maximum epochs (the cosine schedule spans them)")
     steps_per_epoch: int = field(0, "batches per epoch; 0 means one pass over the training clips")

@@ -23,19 +23,22 @@ NOTOP_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 DELTA_SCALES = (10.0, 30.0)
 
 
-def conv_block(x, filters: int, pool: bool = True, synchronized: bool = False, separable: bool = False):
+def conv_block(x, filters: int, pool: bool = True, synchronized: bool = False, separable: bool = False,
+               stride: int = 1):
     """Two conv-BN-ReLU, then 2x2 average pooling. `synchronized`: batch statistics over every
     replica (multi-worker training, where each worker sees part of the batch). `separable`:
     depthwise-separable 3x3 convolutions (a 3x3 per channel, then a 1x1 across channels: about
     9*C_in + C_in*C_out multiply-adds a pixel instead of 9*C_in*C_out) wherever the input has
-    more than one channel."""
+    more than one channel. `stride`: of the first convolution (2: the block, and every one after
+    it, works on a quarter of the positions)."""
     from keras import layers  # TensorFlow starts here, on first use: after any feature workers forked
 
-    for _ in range(2):
+    for i in range(2):
+        s = stride if i == 0 else 1
         if separable and x.shape[-1] > 1:
-            x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False)(x)
+            x = layers.SeparableConv2D(filters, 3, strides=s, padding="same", use_bias=False)(x)
         else:
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+            x = layers.Conv2D(filters, 3, strides=s, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization(momentum=0.9, synchronized=synchronized)(x)  # momentum: few steps per epoch
         x = layers.ReLU()(x)
     if pool:
@@ -49,11 +52,16 @@ def cnn(cfg: FatConfig, n_labels: int):
     import keras  # TensorFlow starts here, on first use: after any feature workers forked
     from keras import layers  # TensorFlow starts here, on first use: after any feature workers forked
 
+    shrink = cfg.stem_stride * 2 ** cfg.blocks
+    if min(cfg.n_features, cfg.crop_frames) < shrink:
+        raise KitError(f"--blocks {cfg.blocks} with --stem-stride {cfg.stem_stride} shrink each side of the "
+                       f"crop {shrink} times, and the crop is {cfg.n_features} x {cfg.crop_frames} (features x "
+                       f"frames): use fewer --blocks, --stem-stride 1, or a larger --n-mels / --crop-frames")
     inp = keras.Input((cfg.n_features, cfg.crop_frames, 1), name="logmel")
     x = inp
     for b in range(cfg.blocks):
         x = conv_block(x, cfg.width * 2 ** b, synchronized=cfg.strategy == "multiworker",
-                       separable=cfg.conv == "separable")
+                       separable=cfg.conv == "separable", stride=cfg.stem_stride if b == 0 else 1)
     x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
     x = layers.Dropout(cfg.dropout)(x)
     x = layers.Dense(cfg.width * 2 ** max(cfg.blocks - 1, 0), activation="relu")(x)
