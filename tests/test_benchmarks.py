@@ -57,3 +57,6 @@ def test_qd_tta_rescore_reproduces_the_runs_validation(qd_tiny):
     out = rescore(None, "work", "cnn")
     assert out["tta-flip"] == pytest.approx(m["val_map3"], abs=1e-6)
     assert 0 <= out["plain"] <= 1
+    # distorted copies at zero range are the drawings themselves: the extra arm scores as the mirror alone
+    same = rescore(None, "work", "cnn", aug=2, aug_frac=0.0)
+    assert same["tta-flip+aug2"] == pytest.approx(out["tta-flip"], abs=1e-6)

@@ -159,8 +159,9 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
                                     mixed_precision=cfg.mixed_precision, eager=cfg.eager)
         val_names = inputs.val.fnames
         gflop = training_gflop(model, cfg.batch_size)
-        print(f"fold {fold}: {gflop:.1f} GFLOP a training step ({cfg.model}, --conv {cfg.conv}, width {cfg.width}, "
-              f"batch {cfg.batch_size})", flush=True)
+        stem = f", stem stride {cfg.stem_stride}" if cfg.stem_stride != 1 else ""
+        print(f"fold {fold}: {gflop:.1f} GFLOP a training step ({cfg.model}, --conv {cfg.conv}, width {cfg.width}"
+              f"{stem}, batch {cfg.batch_size})", flush=True)
 
         def evaluate(m) -> EpochScore:
             scores = predict_clips(m, inputs.val, cfg)
