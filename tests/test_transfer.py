@@ -30,7 +30,7 @@ def test_copy_matching_copies_the_body_and_leaves_another_head_fresh():
     src, dst = _net(5), _net(3)                       # same body, a head over 5 vs 3 labels
     head_before = dst.layers[-1].get_weights()[0].copy()
     copied, fresh = transfer.copy_matching(dst, src)
-    assert copied == 2 and len(fresh) == 1 and fresh[0].startswith("Dense (4, 3) (source (4, 5))")
+    assert copied == dst.layers[1:3] and len(fresh) == 1 and fresh[0].startswith("Dense (4, 3) (source (4, 5))")
     for t, s in zip(dst.layers[1:3], src.layers[1:3]):         # Conv2D and BatchNormalization (its 4 arrays)
         for a, b in zip(t.get_weights(), s.get_weights()):
             np.testing.assert_array_equal(a, b)
@@ -138,6 +138,8 @@ def test_quickdraw_fold_starts_from_a_trained_fold(qd_tiny, capsys):
     flags = QD_TINY_CNN + ["--name", "warm", "--eager", "--init-from", os.path.dirname(src), "--probe-head"]
     assert cv.main(["--fold", "0", "--name", "lp"] + QD_TINY_CNN + ["--probe-head"]) == 2    # nothing to probe
     assert "--probe-head fits the classifier on pretrained features: give --init-from" in capsys.readouterr().err
+    assert cv.main(["--fold", "0", "--name", "dlr"] + QD_TINY_CNN + ["--copied-lr-scale", "0.3"]) == 2
+    assert "--copied-lr-scale 0.3 slows the layers --init-from copies" in capsys.readouterr().err
     assert cv.main(["--fold", "1"] + flags) == 2
     assert "optimistic" in capsys.readouterr().err
     assert not os.path.exists(os.path.join(os.path.dirname(os.path.dirname(src)), "warm", "fold1"))
@@ -157,10 +159,55 @@ def test_fat2019_fold_starts_from_a_trained_fold(fat_tiny, capsys):
 
     src = one("work/fat-*/cnn/fold2")
     flags = ["--data-dir", "fat", *TINY_FLAGS, "--eager", "--fold", "2", "--epochs", "1", "--init-from", src]
-    assert cv.main(flags + ["--name", "warm"]) == 0
+    assert cv.main(flags[:-2] + ["--name", "fast", "--copied-lr-scale", "0.5"]) == 2       # nothing copied to slow
+    assert "--copied-lr-scale 0.5 slows the layers --init-from copies: give --init-from too" in capsys.readouterr().err
+    assert cv.main(flags + ["--name", "warm", "--copied-lr-scale", "0.5"]) == 0
     out = capsys.readouterr().out
     assert f"initialised from {src}" in out and "layers copied" in out and "fresh" not in out
+    import keras
+
+    from src.kit import layer_rates
+
+    warm = one("work/fat-*/warm/fold2")
+    assert json.load(open(os.path.join(warm, "config.json")))["copied_lr_scale"] == 0.5
+    last = keras.models.load_model(os.path.join(warm, "last.keras"))           # --resume goes on at that scale
+    assert isinstance(last.optimizer, layer_rates.CopiedRateAdamW) and last.optimizer.copied_lr_scale == 0.5
+    assert sorted(last.optimizer.copied) == sorted(w.path for w in last.trainable_weights)   # every layer copied
     assert cv.main(flags + ["--name", "deeper", "--blocks", "3"]) == 2
     assert "another architecture" in capsys.readouterr().err
     assert cv.main(flags[:-6] + ["--fold", "0", "--epochs", "1", "--init-from", src, "--name", "leak"]) == 2
     assert "optimistic" in capsys.readouterr().err
+
+
+def test_copied_lr_scale_steps_the_copied_layers_at_that_fraction_of_the_rate(tmp_path):
+    """Adam's first step moves every weight by the rate times the sign of its gradient (m / sqrt(v) = g / |g|),
+    so after one step a copied weight has moved by scale x lr and a fresh one by lr; the optimizer saves and
+    loads with the model (--resume's last.keras) with its scale and its copied variables."""
+    import keras
+
+    from src.kit import layer_rates
+
+    keras.utils.set_random_seed(0)
+    src, dst = _net(5), _net(3)
+    copied, _ = transfer.copy_matching(dst, src)
+    paths = [w.path for layer in copied for w in layer.trainable_weights]
+    assert len(paths) == 4                                  # conv kernel and bias, batch-norm gamma and beta
+    lr, scale = 0.01, 0.25
+    # a tiny epsilon, so that the conv bias's near-zero gradients (batch norm follows it) step the full rate too
+    dst.compile(optimizer=layer_rates.CopiedRateAdam(lr, epsilon=1e-20, copied_lr_scale=scale, copied=paths),
+                loss="categorical_crossentropy")
+    x = np.random.default_rng(1).normal(size=(16, 8, 8, 1)).astype("float32")
+    y = np.eye(3, dtype="float32")[np.arange(16) % 3]
+    before = {w.path: np.array(w) for w in dst.trainable_weights}
+    dst.train_on_batch(x, y)
+    for w in dst.trainable_weights:
+        step = np.abs(np.array(w) - before[w.path])
+        moved = step[step > 1e-9]                           # weights with a zero gradient stay put
+        assert moved.size, w.path
+        np.testing.assert_allclose(moved, lr * (scale if w.path in paths else 1.0), rtol=1e-3)
+    dst.save(tmp_path / "last.keras")
+    opt = keras.models.load_model(tmp_path / "last.keras").optimizer
+    assert isinstance(opt, layer_rates.CopiedRateAdam) and opt.copied_lr_scale == scale and list(opt.copied) == paths
+    assert type(layer_rates.adam(lr, 1.0, paths)) is keras.optimizers.Adam        # one rate: Keras' own, as before
+    assert type(layer_rates.adam(lr, scale, [], weight_decay=1e-4)) is keras.optimizers.AdamW
+    assert isinstance(layer_rates.adam(lr, scale, paths, weight_decay=1e-4), layer_rates.CopiedRateAdamW)

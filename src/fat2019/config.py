@@ -56,6 +56,8 @@ class FatConfig(RunConfig):
                                "first finished fold; e.g. a run on other recordings): every layer of the same "
                                "shape is copied, a head over other labels starts fresh. Its data must not hold "
                                "these clips (the same dataset on other folds is refused)")
+    copied_lr_scale: float = field(1.0, "with --init-from: the copied layers learn at this fraction of --lr, the "
+                                        "fresh head at --lr (discriminative fine-tuning); 1 = one rate", absent=1.0)
     vgg_input: str = field("repeat", "vgg19 input channels: the log-mel repeated, or log-mel + delta + "
                                      "delta-delta", ["repeat", "deltas"])
     unfreeze: int = field(0, "vgg19: fine-tune the last N of its 5 conv blocks after the head converged")

@@ -62,6 +62,9 @@ def fold_inputs(cfg: FatConfig, data: fat_data.FatData, fold: int) -> FoldInputs
         raise KitError(f"--mix-clips {cfg.mix_clips}: a probability, between 0 and 1")
     if cfg.mix_clips and cfg.feature != "logmel":
         raise KitError("--mix-clips adds the clips' mel powers: it needs --feature logmel (MFCCs do not add up)")
+    if cfg.copied_lr_scale != 1.0 and not cfg.init_from:
+        raise KitError(f"--copied-lr-scale {cfg.copied_lr_scale} slows the layers --init-from copies: give "
+                       f"--init-from too")
     curated, noisy = fat_data.training_frames(data, cfg)
     fold_of, sha1 = fat_folds.load_folds(data, cfg)
     if fold not in set(fold_of):
@@ -142,15 +145,18 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
         quiet_tensorflow()          # TF only now: the feature workers forked before it starts its threads
         import keras  # TensorFlow starts here, on first use: after any feature workers forked
 
+        from ..kit import layer_rates  # noqa: F401  (registers its optimizers for loading last.keras)
         from . import losses  # noqa: F401  (registers the loss for loading last.keras)
 
         def build():
-            m = models.build(cfg, len(data.labels), pretrained=True)
+            m, copied = models.build(cfg, len(data.labels), pretrained=True), []
             if source is not None:
                 from .competition import load_model
 
-                print(transfer.init_from(m, source, load_model), flush=True)
-            m.compile(optimizer=keras.optimizers.AdamW(_schedule(cfg, steps, epochs), weight_decay=cfg.weight_decay),
+                line, copied = transfer.init_from(m, source, load_model)
+                print(line, flush=True)
+            m.compile(optimizer=layer_rates.adam(_schedule(cfg, steps, epochs), cfg.copied_lr_scale, copied,
+                                                 weight_decay=cfg.weight_decay),
                       loss=models.loss(cfg))
             return m
 

@@ -58,9 +58,9 @@ def _weighted(model) -> list:
     return [layer for layer in model.layers if layer.weights]
 
 
-def copy_matching(target, source) -> tuple[int, list[str]]:
+def copy_matching(target, source) -> tuple[list, list[str]]:
     """Copy `source`'s weights into `target` layer by layer in graph order wherever the shapes
-    agree; returns (layers copied, descriptions of the layers left fresh). Both must be the same
+    agree; returns (the target's layers copied, descriptions of the layers left fresh). Both must be the same
     architecture up to layer sizes: the same kinds of layers with weights, in the same order."""
     if not hasattr(source, "layers"):
         raise KitError(f"the source is not a network ({type(source).__name__}, e.g. a --model stats run): "
@@ -70,12 +70,12 @@ def copy_matching(target, source) -> tuple[int, list[str]]:
     if kinds[0] != kinds[1]:
         raise KitError(f"the source network is another architecture ({len(s_layers)} layers with weights: "
                        f"{', '.join(kinds[1][:6])}...; this one has {len(t_layers)}: {', '.join(kinds[0][:6])}...)")
-    copied, fresh = 0, []
+    copied, fresh = [], []
     for t, s in zip(t_layers, s_layers):
         sw = s.get_weights()
         if [w.shape for w in t.get_weights()] == [np.shape(w) for w in sw]:
             t.set_weights(sw)
-            copied += 1
+            copied.append(t)
         else:
             fresh.append(f"{type(t).__name__} {tuple(t.weights[0].shape)} (source {tuple(np.shape(sw[0]))})")
     return copied, fresh
@@ -88,18 +88,20 @@ def checked_source(path: str, dataset: str, fold: int, folds_sha1: str) -> runs.
     return src
 
 
-def init_from(model, src: runs.Fold, load_model: Callable[[runs.Fold], Any]) -> str:
+def init_from(model, src: runs.Fold, load_model: Callable[[runs.Fold], Any]) -> tuple[str, list[str]]:
     """Copy the weights of the trained fold `src` (from checked_source) into `model` (see
-    copy_matching); returns the line the fold prints. Refuses a source that fits nothing."""
+    copy_matching); returns the line the fold prints and the paths of the trainable variables
+    copied (for --copied-lr-scale, kit.layer_rates). Refuses a source that fits nothing."""
     try:
         copied, fresh = copy_matching(model, load_model(src))
     except KitError as e:
         raise KitError(f"--init-from {src.path}: {e}") from None
-    if copied == 0:
+    if not copied:
         raise KitError(f"--init-from {src.path}: no layer has the same shapes here ({fresh[0]}...)")
-    return (f"initialised from {src.path} ({src.config.get('dataset')}, {len(src.labels)} labels): "
-            f"{copied} of {copied + len(fresh)} layers copied"
+    line = (f"initialised from {src.path} ({src.config.get('dataset')}, {len(src.labels)} labels): "
+            f"{len(copied)} of {len(copied) + len(fresh)} layers copied"
             + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
+    return line, [w.path for layer in copied for w in layer.trainable_weights]
 
 
 def fit_probe(features: np.ndarray, targets: np.ndarray, n_out: int, multilabel: bool = False,

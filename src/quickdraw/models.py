@@ -15,6 +15,7 @@ quiet_tensorflow()
 import keras  # noqa: E402  (after the log level is set)
 from keras import layers  # noqa: E402
 
+from ..kit import layer_rates  # noqa: E402,F401  (registers --copied-lr-scale's optimizers: best.keras loads)
 from .config import QDConfig  # noqa: E402
 
 

@@ -58,6 +58,9 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
         # --init-from: its source is refused (missing, leaking) before anything is written
         if cfg.probe_head and not cfg.init_from:
             raise KitError("--probe-head fits the classifier on pretrained features: give --init-from too")
+        if cfg.copied_lr_scale != 1.0 and not cfg.init_from:
+            raise KitError(f"--copied-lr-scale {cfg.copied_lr_scale} slows the layers --init-from copies: give "
+                           f"--init-from too")
         source = transfer.checked_source(cfg.init_from, dataset, fold, folds_sha1) if cfg.init_from else None
         mirror = "on" if cfg.flips_at_test else "off"
         if cfg.tta_flip is None:
@@ -71,6 +74,7 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
         quiet_tensorflow()
         import keras  # TensorFlow starts here, on first use: after any feature workers forked
 
+        from ..kit import layer_rates  # noqa: F401  (registers its optimizers for --resume's last.keras)
         from . import models  # imports Keras (TensorFlow is already up here)
 
         setup_tf(cfg)
@@ -78,15 +82,16 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
         train_ink, val_ink, val_y = ts.ink.take(tr), ts.ink.take(va), ts.y[va]
 
         def build():
-            m = models.build_model(cfg, n_classes)
+            m, copied = models.build_model(cfg, n_classes), []
             if source is not None:
                 from .competition import load_model
 
-                print(transfer.init_from(m, source, load_model), flush=True)
+                line, copied = transfer.init_from(m, source, load_model)
+                print(line, flush=True)
                 if cfg.probe_head:
                     print(transfer.probe_head(m, model_inputs(train_ink, cfg), ts.y[tr]), flush=True)
             sched = keras.optimizers.schedules.CosineDecay(cfg.lr, decay_steps=epochs * steps, alpha=0.02)
-            m.compile(optimizer=keras.optimizers.Adam(sched),
+            m.compile(optimizer=layer_rates.adam(sched, cfg.copied_lr_scale, copied),
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing), metrics=["accuracy"])
             return m
 
