@@ -164,6 +164,7 @@ def test_fat2019_fold_starts_from_a_trained_fold(fat_tiny, capsys):
     assert cv.main(flags + ["--name", "warm", "--copied-lr-scale", "0.5"]) == 0
     out = capsys.readouterr().out
     assert f"initialised from {src}" in out and "layers copied" in out and "fresh" not in out
+    assert "layers copied; the copied layers learn at 0.5 x --lr" in out
     import keras
 
     from src.kit import layer_rates

@@ -154,6 +154,8 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
                 from .competition import load_model
 
                 line, copied = transfer.init_from(m, source, load_model)
+                if cfg.copied_lr_scale != 1.0:
+                    line += f"; the copied layers learn at {cfg.copied_lr_scale} x --lr"
                 print(line, flush=True)
             m.compile(optimizer=layer_rates.adam(_schedule(cfg, steps, epochs), cfg.copied_lr_scale, copied,
                                                  weight_decay=cfg.weight_decay),

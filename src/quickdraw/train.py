@@ -87,6 +87,8 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
                 from .competition import load_model
 
                 line, copied = transfer.init_from(m, source, load_model)
+                if cfg.copied_lr_scale != 1.0:
+                    line += f"; the copied layers learn at {cfg.copied_lr_scale} x --lr"
                 print(line, flush=True)
                 if cfg.probe_head:
                     print(transfer.probe_head(m, model_inputs(train_ink, cfg), ts.y[tr]), flush=True)
