@@ -62,9 +62,7 @@ def fold_inputs(cfg: FatConfig, data: fat_data.FatData, fold: int) -> FoldInputs
         raise KitError(f"--mix-clips {cfg.mix_clips}: a probability, between 0 and 1")
     if cfg.mix_clips and cfg.feature != "logmel":
         raise KitError("--mix-clips adds the clips' mel powers: it needs --feature logmel (MFCCs do not add up)")
-    if cfg.copied_lr_scale != 1.0 and not cfg.init_from:
-        raise KitError(f"--copied-lr-scale {cfg.copied_lr_scale} slows the layers --init-from copies: give "
-                       f"--init-from too")
+    transfer.check_copied_lr_scale(cfg.copied_lr_scale, cfg.init_from)
     curated, noisy = fat_data.training_frames(data, cfg)
     fold_of, sha1 = fat_folds.load_folds(data, cfg)
     if fold not in set(fold_of):
@@ -153,9 +151,7 @@ def train_fold(cfg: FatConfig, data: fat_data.FatData, fold: int, resume: bool =
             if source is not None:
                 from .competition import load_model
 
-                line, copied = transfer.init_from(m, source, load_model)
-                if cfg.copied_lr_scale != 1.0:
-                    line += f"; the copied layers learn at {cfg.copied_lr_scale} x --lr"
+                line, copied = transfer.init_from(m, source, load_model, cfg.copied_lr_scale)
                 print(line, flush=True)
             m.compile(optimizer=layer_rates.adam(_schedule(cfg, steps, epochs), cfg.copied_lr_scale, copied,
                                                  weight_decay=cfg.weight_decay),

@@ -88,10 +88,19 @@ def checked_source(path: str, dataset: str, fold: int, folds_sha1: str) -> runs.
     return src
 
 
-def init_from(model, src: runs.Fold, load_model: Callable[[runs.Fold], Any]) -> tuple[str, list[str]]:
+def check_copied_lr_scale(copied_lr_scale: float, init_from_path: str) -> None:
+    """Refuse --copied-lr-scale without --init-from (nothing would be copied to slow)."""
+    if copied_lr_scale != 1.0 and not init_from_path:
+        raise KitError(f"--copied-lr-scale {copied_lr_scale} slows the layers --init-from copies: give "
+                       f"--init-from too")
+
+
+def init_from(model, src: runs.Fold, load_model: Callable[[runs.Fold], Any],
+              copied_lr_scale: float = 1.0) -> tuple[str, list[str]]:
     """Copy the weights of the trained fold `src` (from checked_source) into `model` (see
-    copy_matching); returns the line the fold prints and the paths of the trainable variables
-    copied (for --copied-lr-scale, kit.layer_rates). Refuses a source that fits nothing."""
+    copy_matching); returns the line the fold prints (with the copied layers' rate when
+    `copied_lr_scale` is not 1) and the paths of the trainable variables copied (for
+    --copied-lr-scale, kit.layer_rates). Refuses a source that fits nothing."""
     try:
         copied, fresh = copy_matching(model, load_model(src))
     except KitError as e:
@@ -100,7 +109,8 @@ def init_from(model, src: runs.Fold, load_model: Callable[[runs.Fold], Any]) -> 
         raise KitError(f"--init-from {src.path}: no layer has the same shapes here ({fresh[0]}...)")
     line = (f"initialised from {src.path} ({src.config.get('dataset')}, {len(src.labels)} labels): "
             f"{len(copied)} of {len(copied) + len(fresh)} layers copied"
-            + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
+            + (f"; fresh: {', '.join(fresh)}" if fresh else "")
+            + (f"; the copied layers learn at {copied_lr_scale} x --lr" if copied_lr_scale != 1.0 else ""))
     return line, [w.path for layer in copied for w in layer.trainable_weights]
 
 

@@ -58,9 +58,7 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
         # --init-from: its source is refused (missing, leaking) before anything is written
         if cfg.probe_head and not cfg.init_from:
             raise KitError("--probe-head fits the classifier on pretrained features: give --init-from too")
-        if cfg.copied_lr_scale != 1.0 and not cfg.init_from:
-            raise KitError(f"--copied-lr-scale {cfg.copied_lr_scale} slows the layers --init-from copies: give "
-                           f"--init-from too")
+        transfer.check_copied_lr_scale(cfg.copied_lr_scale, cfg.init_from)
         source = transfer.checked_source(cfg.init_from, dataset, fold, folds_sha1) if cfg.init_from else None
         mirror = "on" if cfg.flips_at_test else "off"
         if cfg.tta_flip is None:
@@ -86,9 +84,7 @@ def run_fold(cfg: QDConfig, ts: TrainSet, folds: np.ndarray, folds_sha1: str, fo
             if source is not None:
                 from .competition import load_model
 
-                line, copied = transfer.init_from(m, source, load_model)
-                if cfg.copied_lr_scale != 1.0:
-                    line += f"; the copied layers learn at {cfg.copied_lr_scale} x --lr"
+                line, copied = transfer.init_from(m, source, load_model, cfg.copied_lr_scale)
                 print(line, flush=True)
                 if cfg.probe_head:
                     print(transfer.probe_head(m, model_inputs(train_ink, cfg), ts.y[tr]), flush=True)
