@@ -176,6 +176,11 @@ def test_training_gflop_by_hand_and_separable_blocks_cost_a_fraction():
     assert training_gflop(separable, 32) < training_gflop(standard, 32) / 3
     x = np.random.default_rng(0).normal(size=(2, 32, 32, 1)).astype(np.float32)
     assert separable.predict(x, verbose=0).shape == (2, 4)
+    hybrid = build(cfg.replace(conv="hybrid"), 4)     # the first block standard, the two after it separable
+    assert [type(l).__name__ for l in hybrid.layers if "conv" in type(l).__name__.lower()] == \
+        ["Conv2D"] * 2 + ["SeparableConv2D"] * 4
+    assert training_gflop(separable, 32) < training_gflop(hybrid, 32) < training_gflop(standard, 32)
+    assert hybrid.predict(x, verbose=0).shape == (2, 4)
 
 
 def test_stem_stride_keeps_the_weights_at_a_quarter_of_the_compute_and_refuses_a_crop_too_small():

@@ -65,8 +65,9 @@ class FatConfig(RunConfig):
     width: int = field(32, "channels of the first conv block (doubles per block); 16 is the CPU setting "
                            "(a quarter of the compute, out-of-fold lwlrap 0.9175 against 0.9294)")
     blocks: int = field(4, "conv blocks")
-    conv: str = field("standard", "cnn: 3x3 convolutions, or depthwise-separable ones (a fraction of the compute "
-                                  "beyond the first layer)", ["standard", "separable"])
+    conv: str = field("standard", "cnn: 3x3 convolutions, depthwise-separable ones (a fraction of the compute "
+                                  "beyond the first layer), or hybrid: standard in the first block (full "
+                                  "resolution), separable after it", ["standard", "separable", "hybrid"])
     stem_stride: int = field(1, "cnn: stride of the first convolution; 2 runs every block on a quarter of the "
                                 "positions (a quarter of the compute, the same weights)", [1, 2], absent=1)
     dropout: float = field(0.3, "dropout before the classifier")

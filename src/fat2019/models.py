@@ -61,7 +61,8 @@ def cnn(cfg: FatConfig, n_labels: int):
     x = inp
     for b in range(cfg.blocks):
         x = conv_block(x, cfg.width * 2 ** b, synchronized=cfg.strategy == "multiworker",
-                       separable=cfg.conv == "separable", stride=cfg.stem_stride if b == 0 else 1)
+                       separable=cfg.conv == "separable" or (cfg.conv == "hybrid" and b > 0),
+                       stride=cfg.stem_stride if b == 0 else 1)
     x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
     x = layers.Dropout(cfg.dropout)(x)
     x = layers.Dense(cfg.width * 2 ** max(cfg.blocks - 1, 0), activation="relu")(x)
