@@ -22,7 +22,8 @@ class FatConfig(RunConfig):
     # --- audio and features (any change gives a new feature cache key) ---
     sample_rate: int = field(44100, "rate every clip is resampled to (Hz)")
     feature: str = field("logmel", "spectrogram kind", ["logmel", "mfcc"])
-    n_mels: int = field(64, "mel bands")
+    n_mels: int = field(32, "mel bands (32 since 2026-12-07: with --width 24, w32-at-64's out-of-fold "
+                               "lwlrap at 0.28 of its compute; 64 the earlier default)")
     n_mfcc: int = field(40, "MFCC coefficients when --feature mfcc")
     n_fft: int = field(2560, "FFT window (samples)")
     hop_length: int = field(347, "hop between frames (samples); 347 at 44.1 kHz = 127 frames/s")
@@ -62,8 +63,8 @@ class FatConfig(RunConfig):
                                      "delta-delta", ["repeat", "deltas"])
     unfreeze: int = field(0, "vgg19: fine-tune the last N of its 5 conv blocks after the head converged")
     unfreeze_lr: float = field(1e-4, "vgg19: learning rate once blocks are unfrozen")
-    width: int = field(32, "channels of the first conv block (doubles per block); 16 is the CPU setting "
-                           "(a quarter of the compute, out-of-fold lwlrap 0.9175 against 0.9294)")
+    width: int = field(24, "channels of the first conv block (doubles per block); 24 at 32 mels is 22.6 "
+                           "GFLOP a step, 32 at 64 mels (the earlier default) 80.1; 16 the cheapest")
     blocks: int = field(4, "conv blocks")
     conv: str = field("standard", "cnn: 3x3 convolutions, depthwise-separable ones (a fraction of the compute "
                                   "beyond the first layer), or hybrid: standard in the first block (full "
