@@ -1,6 +1,6 @@
 """`python -m src.kernels check NAME`: the built kernel run here as Kaggle would (fake /kaggle root,
 offline, the installed kit hidden) matches local prediction; a staged weight changed after
-`dataset` fails it, naming the run and fold; a kernel built for another staged dataset is refused;
+`dataset` fails it, naming the run and fold; runs of different features are each scored on their own; a kernel built for another staged dataset is refused;
 the training kernel finishes with runs and a submission; the comparison names differing rows and
 columns; --kaggle-versions (slow: builds a virtual environment once) under Kaggle's versions."""
 from __future__ import annotations
@@ -186,3 +186,23 @@ def test_check_quickdraw_with_kaggle_versions(kaggle_venv, qd_tiny, capsys):
     out = capsys.readouterr().out
     assert "TensorFlow 2.20.0, Keras 3.13.2, numpy 2.0.2, Kaggle versions" in out
     assert "check: kernel submission.csv equals local prediction (" in out
+
+
+@pytest.mark.slow
+def test_kernel_scores_each_run_with_its_own_features(fat_tiny, capsys):
+    """A kernel's dataset keeps every run's folds in one folder. Keyed by that folder, two runs of
+    different mel bands were both scored on one run's features (the CNN takes any height, so
+    nothing failed) and the kernel's submission differed from local prediction."""
+    from conftest import TINY_FLAGS
+
+    flags = list(TINY_FLAGS)
+    flags[flags.index("--n-mels") + 1] = "16"            # the 'cnn' run has 32
+    subprocess.run([sys.executable, "-m", "src.cv", "--data-dir", "fat", *flags, "--fold", "0", "--epochs", "1",
+                    "--name", "m16"], check=True, capture_output=True)
+    stage_and_build("freesound", "--data-dir", "fat", "--runs", "cnn,m16")
+    capsys.readouterr()
+    assert kernels.main(["check", "freesound", "--data-dir", "fat"]) == 0
+    out = capsys.readouterr().out
+    assert "check: kernel submission.csv equals local prediction" in out
+    log = open("kernels/freesound/check/kernel.log").read()
+    assert log.count("features test (logmel-") >= 2 and "m16 fold 0 loaded" in log

@@ -100,7 +100,7 @@ def score_test(data: fat_data.FatData, found: dict, ensemble, load, args: argpar
     TensorFlow starts), then every fold's windows, aggregated per clip."""
 
     fnames = data.sample_ids()
-    configs = {f.path: run_config(f, args) for folds in found.values() for f in folds}
+    configs = {f.key: run_config(f, args) for folds in found.values() for f in folds}
     feats, failed = test_features(list(configs.values()), data, fnames)
     usable = [f for f in fnames if f not in failed]
     if not usable:
@@ -109,7 +109,7 @@ def score_test(data: fat_data.FatData, found: dict, ensemble, load, args: argpar
     quiet_tensorflow()
 
     def predict(fold: runs.Fold) -> pd.DataFrame:
-        cfg = configs[fold.path]
+        cfg = configs[fold.key]
         fs = feats[cfg.feature_key()]
         pos = {f: i for i, f in enumerate(fs.fnames)}
         p = predict_clips(load(fold), fs.take([pos[f] for f in usable]), cfg,

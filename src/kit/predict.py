@@ -84,7 +84,7 @@ def loaded(found: dict, load, strict: bool) -> tuple[dict, dict]:
     for run, folds in found.items():
         for f in folds:
             try:
-                models[f.path + f.weights] = load(f)
+                models[f.key] = load(f)
             except Exception as e:   # noqa: BLE001 - whatever Keras raises on a mismatched file is this fold's fault
                 why = f"{e.__class__.__name__}: {str(e).strip()[:160]}"
                 if strict and isinstance(e, KitError):
@@ -125,7 +125,7 @@ def write_submission(comp: Competition, data: Data, found: dict, weights: dict |
         raise KitError(f"the trained runs know only {len(labels)} of the data's classes; three guesses need 3")
 
     def load_once(fold: runs.Fold):
-        return models[fold.path + fold.weights]
+        return models[fold.key]
 
     ids_all, scores_all, failed = [], [], {}
     ensemble = checked_ensemble(found, labels, weights, fold_how)

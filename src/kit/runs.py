@@ -41,6 +41,12 @@ class Fold:
         return self.weights_path or os.path.join(self.path, WEIGHTS)
 
     @property
+    def key(self) -> str:
+        """Names this fold wherever it lives: a kernel's dataset keeps every run's folds in one folder,
+        so `path` alone is not unique there (its weights file is)."""
+        return self.weights
+
+    @property
     def labels(self) -> list[str]:
         return list(self.config["labels"])
 

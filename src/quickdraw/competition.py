@@ -57,13 +57,13 @@ def score_test(data: qd_data.QDData, found: dict, ensemble, load, args: argparse
     probabilities, {key_id: why} for the unreadable ones)."""
 
     quiet_tensorflow()
-    configs = {f.path: configio.from_dict(QDConfig, f.config) for folds in found.values() for f in folds}
+    configs = {f.key: configio.from_dict(QDConfig, f.config) for folds in found.values() for f in folds}
     with progress(desc="predicting", unit="drawing") as bar:
         for keys, ink, valid, bad in qd_data.iter_test(data.root, args.chunk_size):
             keys = keys.astype(str)
 
             def predict(fold: runs.Fold) -> pd.DataFrame:
-                return pd.DataFrame(predict_probs(load(fold), ink, configs[fold.path], args.batch_size),
+                return pd.DataFrame(predict_probs(load(fold), ink, configs[fold.key], args.batch_size),
                                     columns=fold.labels)
 
             probs = ensemble(predict) if valid.any() else np.zeros((0, 0))
