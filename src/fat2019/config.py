@@ -22,8 +22,8 @@ class FatConfig(RunConfig):
     # --- audio and features (any change gives a new feature cache key) ---
     sample_rate: int = field(44100, "rate every clip is resampled to (Hz)")
     feature: str = field("logmel", "spectrogram kind", ["logmel", "mfcc"])
-    n_mels: int = field(32, "mel bands (32 since 2026-12-07: with --width 24, w32-at-64's out-of-fold "
-                               "lwlrap at 0.28 of its compute; 64 the earlier default)")
+    n_mels: int = field(32, "mel bands (32 since 2026-12-07: with --width 24 as good out of fold as the "
+                               "earlier default, 64 mels at width 32, for 0.28 of its compute)")
     n_mfcc: int = field(40, "MFCC coefficients when --feature mfcc")
     n_fft: int = field(2560, "FFT window (samples)")
     hop_length: int = field(347, "hop between frames (samples); 347 at 44.1 kHz = 127 frames/s")
