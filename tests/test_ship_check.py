@@ -1,8 +1,9 @@
 """`python -m src.kernels check NAME`: the built kernel run here as Kaggle would (fake /kaggle root,
 offline, the installed kit hidden) matches local prediction; a staged weight changed after
-`dataset` fails it, naming the run and fold; runs of different features are each scored on their own; a kernel built for another staged dataset is refused;
-the training kernel finishes with runs and a submission; the comparison names differing rows and
-columns; --kaggle-versions (slow: builds a virtual environment once) under Kaggle's versions."""
+`dataset` fails it, naming the run and fold; runs of different features are each scored on their
+own; a kernel built for another staged dataset is refused; the training kernel finishes with runs
+and a submission; the comparison names differing rows and columns; --kaggle-versions (slow: builds
+a virtual environment once) under Kaggle's versions."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import background_job
+from conftest import TINY_FLAGS, background_job
 from kaggle_stub import USER
 from src.kit.errors import KitError
 from src.ship import check, kernels
@@ -193,8 +194,6 @@ def test_kernel_scores_each_run_with_its_own_features(fat_tiny, capsys):
     """A kernel's dataset keeps every run's folds in one folder. Keyed by that folder, two runs of
     different mel bands were both scored on one run's features (the CNN takes any height, so
     nothing failed) and the kernel's submission differed from local prediction."""
-    from conftest import TINY_FLAGS
-
     flags = list(TINY_FLAGS)
     flags[flags.index("--n-mels") + 1] = "16"            # the 'cnn' run has 32
     subprocess.run([sys.executable, "-m", "src.cv", "--data-dir", "fat", *flags, "--fold", "0", "--epochs", "1",
